@@ -1,0 +1,141 @@
+"""The behaviour parameters of a config, compiled into numpy lookup tables.
+
+Generation indexes these tables by segment (signup channel x tier) instead of branching
+per row. The model also owns the calendar: visit gaps are drawn in "activity days" and
+mapped to calendar days through the cumulative seasonal intensity, so December's 2.1x
+comes from the process itself rather than from post-hoc resampling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from bear.config import (
+    CATEGORIES,
+    CHANNELS,
+    ORDER_CHANNELS,
+    PAYMENT_METHODS,
+    RETURN_REASONS,
+    SEGMENT_TIERS,
+    SHIPPING_SPEEDS,
+    BearConfig,
+)
+from bear.rng import Keyed, cumulative
+
+EPOCH = dt.date(1970, 1, 1)
+DAY_S = 86_400
+GUEST_TIER = SEGMENT_TIERS.index("Guest")
+NO_TIER = SEGMENT_TIERS.index("None")
+N_TIERS = len(SEGMENT_TIERS)
+
+
+def day_number(d: dt.date | str) -> int:
+    if isinstance(d, str):
+        d = dt.date.fromisoformat(d)
+    return (d - EPOCH).days
+
+
+def day_to_date(day: int) -> dt.date:
+    return EPOCH + dt.timedelta(days=int(day))
+
+
+def _seg_table(per_channel: dict, dtype=np.float64) -> np.ndarray:
+    """[channel x tier] table from {channel: {tier: value}}."""
+    return np.array([[per_channel[ch][t] for t in SEGMENT_TIERS] for ch in CHANNELS], dtype=dtype)
+
+
+def _tier_table(per_tier: dict, dtype=np.float64) -> np.ndarray:
+    return np.array([per_tier[t] for t in SEGMENT_TIERS], dtype=dtype)
+
+
+@dataclass
+class Model:
+    cfg: BearConfig
+    rng: Keyed
+    start_day: int
+    end_day: int
+    signup_start_day: int
+    signup_end_day: int
+    cal_day0: int
+    cal_w: np.ndarray  # cumulative activity at each calendar-day boundary from cal_day0
+    cal_f: np.ndarray  # seasonal intensity per calendar day
+
+    @classmethod
+    def build(cls, cfg: BearConfig) -> Model:
+        g = cfg.generator
+        start, end = day_number(cfg.run.start), day_number(cfg.run.end)
+        s0, s1 = day_number(g.customer.signup_start), day_number(g.customer.signup_end)
+        day0 = min(start, s0)
+        days = np.arange(day0, end + 1)
+        months = (days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12) + 1
+        season = np.ones(13)
+        for m, f in g.visits.seasonality.items():
+            season[int(m)] = float(f)
+        f = season[months]
+        w = np.concatenate([[0.0], np.cumsum(f)])
+        m = cls(cfg, Keyed(cfg.run.seed), start, end, s0, s1, day0, w, f)
+        m._compile()
+        return m
+
+    def _compile(self) -> None:
+        g = self.cfg.generator
+        v, ca, o, r = g.visits, g.carts, g.orders, g.returns
+        self.repeat = _seg_table(v.repeat_visits)
+        lo_hi = np.array([v.gap_days[t] for t in SEGMENT_TIERS], dtype=np.float64)
+        ch_f = np.array([v.channel_gap_factor[c] for c in CHANNELS])[:, None] / g.scale
+        self.gap_lo = lo_hi[None, :, 0] * ch_f
+        self.gap_hi = lo_hi[None, :, 1] * ch_f
+        self.gap_sigma = _tier_table(v.gap_sigma)[None, :].repeat(len(CHANNELS), axis=0)
+        self.break_lo, self.break_hi = (b / g.scale for b in v.break_days)
+        self.lines_lo = np.array([ca.lines[t][0] for t in SEGMENT_TIERS], dtype=np.int64)
+        self.lines_hi = np.array([ca.lines[t][1] for t in SEGMENT_TIERS], dtype=np.int64)
+        self.qty_lo = np.array([ca.quantity[t][0] for t in SEGMENT_TIERS], dtype=np.int64)
+        self.qty_hi = np.array([ca.quantity[t][1] for t in SEGMENT_TIERS], dtype=np.int64)
+        self.cat_cum = cumulative([[ca.category_preference[ch][c] for c in CATEGORIES] for ch in CHANNELS])
+        self.boost = np.array([ca.first_purchase_boost[c] for c in CHANNELS])
+        self.order_channel_cum = cumulative(o.channel_mix[c] for c in ORDER_CHANNELS)
+        pay = np.zeros((len(ORDER_CHANNELS), len(PAYMENT_METHODS)))
+        for i, ch in enumerate(ORDER_CHANNELS):
+            for method in o.payment_methods[ch]:
+                pay[i, PAYMENT_METHODS.index(method)] = 1.0
+        self.payment_cum = cumulative(pay / pay.sum(axis=1, keepdims=True))
+        self.fee_rate = np.array([o.payment_fee_rate[m] for m in PAYMENT_METHODS])
+        self.ship_cum = cumulative(o.shipping_mix[s] for s in SHIPPING_SPEEDS)
+        self.ship_price_c = np.array([round(o.shipping_price[s] * 100) for s in SHIPPING_SPEEDS], dtype=np.int64)
+        self.ship_cost_c = np.array([round(o.shipping_cost[s] * 100) for s in SHIPPING_SPEEDS], dtype=np.int64)
+        self.tier_thresholds_c = np.array([round(x * 100) for x in o.tier_thresholds], dtype=np.int64)
+        self.clv_thresholds_c = np.array([round(x * 100) for x in o.clv_thresholds], dtype=np.int64)
+        self.return_rate = np.array([r.rate[c] for c in CHANNELS])
+        self.timing_cum = cumulative(t[0] for t in r.timing)
+        self.timing_lo = np.array([t[1] for t in r.timing], dtype=np.int64)
+        self.timing_hi = np.array([t[2] for t in r.timing], dtype=np.int64)
+        self.reason_cum = cumulative(r.reason_mix[x] for x in RETURN_REASONS)
+        self.full_share = np.array([r.full_refund_share[x] for x in RETURN_REASONS])
+        self.return_channels = tuple(r.channel_mix)
+        self.return_channel_cum = cumulative(r.channel_mix.values())
+        self.refund_methods = tuple(r.refund_method_mix)
+        self.refund_method_cum = cumulative(r.refund_method_mix.values())
+
+    # -- calendar ---------------------------------------------------------------------
+    def activity_of(self, seconds: np.ndarray) -> np.ndarray:
+        """Calendar time (unix seconds) -> activity time (days of seasonal intensity)."""
+        days = seconds / DAY_S - self.cal_day0
+        d = np.clip(np.floor(days).astype(np.int64), 0, len(self.cal_f) - 1)
+        return self.cal_w[d] + self.cal_f[d] * (days - d)
+
+    def seconds_of(self, activity: np.ndarray) -> np.ndarray:
+        """Activity time -> calendar unix seconds; past the run's end -> int64 max."""
+        d = np.searchsorted(self.cal_w, activity, side="right") - 1
+        inside = d < len(self.cal_f)
+        dc = np.minimum(d, len(self.cal_f) - 1)
+        frac = (activity - self.cal_w[dc]) / self.cal_f[dc]
+        secs = ((dc + self.cal_day0) * DAY_S + np.floor(frac * DAY_S)).astype(np.int64)
+        return np.where(inside, secs, np.iinfo(np.int64).max)
+
+    def activity_at_day_end(self, day: int) -> float:
+        """Activity time at the end of calendar day `day` (visits strictly before it belong to it)."""
+        i = min(max(day + 1 - self.cal_day0, 0), len(self.cal_w) - 1)
+        return float(self.cal_w[i])

@@ -1,0 +1,246 @@
+"""A chunk's six transactional tables as Arrow, from the planner's work item.
+
+Pure: (model, lookups, chunk work) in, Arrow tables out. Row order is canonical (IDs
+ascending), IDs come from the chunk's reserved blocks, and returns are rebuilt from their
+order's keyed draws in the chunk that owns the return's date.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bear import text
+from bear.baskets import Window, build_lines, build_window, line_counts
+from bear.config import CATEGORIES, ORDER_CHANNELS, PAYMENT_METHODS, RETURN_REASONS, SHIPPING_SPEEDS
+from bear.lookups import CLV_BUCKETS, EARNED_TIERS, Lookups
+from bear.model import Model
+from bear.money import decimal_array
+from bear.plan import ChunkWork, ReturnsDue
+from bear.returns import plan_returns
+from bear.visits import advance
+
+CART_STATUSES = ("open", "converted", "abandoned", "emptied")
+
+
+def timestamps(seconds: np.ndarray) -> pa.Array:
+    return pa.array((np.asarray(seconds, dtype=np.int64) * 1_000_000).astype("datetime64[us]"))
+
+
+def _agents(model: Model, phone: np.ndarray, stream: str, *keys) -> pa.Array:
+    n_agents = model.cfg.generator.orders.agents
+    agent = model.rng.integers(stream, 1, n_agents, *keys)
+    return pc.if_else(pa.array(phone), text.padded("CSR-", agent, 4), pa.scalar("ONLINE"))
+
+
+def _product_cols(lk: Lookups, product: np.ndarray) -> dict[str, pa.Array]:
+    return {
+        "product_id": pa.array(product + 1),
+        "product_name": pc.take(lk.products.names, pa.array(product)),
+        "category": text.pick(CATEGORIES, lk.products.category[product]),
+    }
+
+
+def carts_and_items(model: Model, lk: Lookups, win: Window, first_cart: int, first_item: int):
+    rng = model.rng
+    vs = win.visits
+    c, v = vs.cust, vs.vidx
+    n = len(c)
+    cart_no = first_cart + np.arange(n)
+    u = rng.uniform("cart/status", c, v)
+    ca = model.cfg.generator.carts
+    emptied = rng.uniform("cart/emptied", c, v) < ca.emptied_share
+    status = np.where(vs.converted, 1, np.where(u < ca.open_share, 0, np.where(emptied, 3, 2)))
+    lo, hi = ca.session_minutes
+    idle = rng.integers("cart/session", lo * 60, hi * 60, c, v)
+    updated = np.where(vs.converted, win.order_seconds, vs.seconds + idle)
+    total = np.where(status == 3, 0, win.cart_gross_c)
+    cart_ids = text.padded("CART-", cart_no)
+    carts = {
+        "cart_id": cart_ids,
+        "customer_id": pc.take(lk.customer_id, pa.array(c)),
+        "created_at": timestamps(vs.seconds),
+        "updated_at": timestamps(updated),
+        "cart_total": decimal_array(total),
+        "status": text.pick(CART_STATUSES, status),
+    }
+    ln = win.lines
+    span = updated[ln.owner] - vs.seconds[ln.owner]
+    added = vs.seconds[ln.owner] + (rng.uniform("line/added", c[ln.owner], v[ln.owner], ln.line) * (span + 1)).astype(
+        np.int64
+    )
+    items = {
+        "cart_item_id": pa.array(first_item + np.arange(len(ln.owner), dtype=np.int64)),
+        "cart_id": pc.take(cart_ids, pa.array(ln.owner)),
+        **_product_cols(lk, ln.product),
+        "added_at": timestamps(np.minimum(added, updated[ln.owner])),
+        "quantity": pa.array(ln.qty.astype(np.int32)),
+        "unit_price": decimal_array(lk.products.price_c[ln.product]),
+    }
+    return carts, items, cart_ids, vs.seconds
+
+
+def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, cart_ids: pa.Array):
+    rng = model.rng
+    o = model.cfg.generator.orders
+    vs = win.visits
+    conv = np.flatnonzero(vs.converted)
+    conv = conv[np.lexsort((vs.vidx[conv], vs.cust[conv], win.order_seconds[conv]))]
+    c, v = vs.cust[conv], vs.vidx[conv]
+    n = conv.size
+    order_no = work.plan.first_ids["orders"] + np.arange(n)
+    net = win.cart_gross_c[conv] - win.cart_discount_c[conv]
+    by_cust = np.lexsort((win.order_seconds[conv], c))
+    cum = np.empty(n, dtype=np.int64)
+    cs = np.cumsum(net[by_cust])
+    starts = np.flatnonzero(np.r_[True, c[by_cust][1:] != c[by_cust][:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    cum[by_cust] = cs - np.r_[0, cs][run_start] + work.state.spend_c[c[by_cust]]
+    channel = rng.choice("order/channel", model.order_channel_cum, c, v)
+    pay = rng.choice("order/payment", model.payment_cum, c, v, rows=channel)
+    ship = rng.choice("order/shipping", model.ship_cum, c, v)
+    lo, hi = o.shipping_cost_variance
+    actual = np.round(model.ship_cost_c[ship] * (1 + rng.between("order/ship_var", lo, hi, c, v))).astype(np.int64)
+    fee = np.round(net * model.fee_rate[pay]).astype(np.int64)
+    tier = np.maximum(np.searchsorted(model.tier_thresholds_c, cum, side="right") - 1, 0)
+    clv = np.maximum(np.searchsorted(model.clv_thresholds_c, cum, side="right") - 1, 0)
+    cust_idx = pa.array(c)
+    order_ids = text.padded("ORD-", order_no)
+    orders = {
+        "order_id": order_ids,
+        "customer_id": pc.take(lk.customer_id, cust_idx),
+        "cart_id": pc.take(cart_ids, pa.array(conv)),
+        "total_items": pa.array(win.cart_qty[conv].astype(np.int32)),
+        "order_date": timestamps(win.order_seconds[conv]),
+        "email": pc.take(lk.email, cust_idx),
+        "order_channel": text.pick(ORDER_CHANNELS, channel),
+        "is_expedited": pa.array(rng.uniform("order/expedited", c, v) < o.expedited_share),
+        "customer_tier": text.pick(EARNED_TIERS, tier),
+        "gross_total": decimal_array(win.cart_gross_c[conv]),
+        "net_total": decimal_array(net),
+        "total_discount_amount": decimal_array(win.cart_discount_c[conv]),
+        "payment_method": text.pick(PAYMENT_METHODS, pay),
+        "shipping_speed": text.pick(SHIPPING_SPEEDS, ship),
+        "shipping_cost": decimal_array(model.ship_price_c[ship]),
+        "actual_shipping_cost": decimal_array(actual),
+        "payment_processing_fee": decimal_array(fee),
+        "agent_id": _agents(model, channel == ORDER_CHANNELS.index("Phone"), "order/agent", c, v),
+        "shipping_address": pc.take(lk.mailing_address, cust_idx),
+        "billing_address": pc.take(lk.billing_address, cust_idx),
+        "clv_bucket": text.pick(CLV_BUCKETS, clv),
+        "is_reactivated": pa.array(vs.react[conv]),
+    }
+    ln = win.lines
+    rank = np.full(len(vs.cust), -1)
+    rank[conv] = np.arange(n)
+    sel = np.flatnonzero(rank[ln.owner] >= 0)
+    sel = sel[np.lexsort((ln.line[sel], rank[ln.owner[sel]]))]
+    p = ln.product[sel]
+    items = {
+        "order_id": pc.take(order_ids, pa.array(rank[ln.owner[sel]])),
+        **_product_cols(lk, p),
+        "quantity": pa.array(ln.qty[sel].astype(np.int32)),
+        "unit_price": decimal_array(lk.products.price_c[p]),
+        "discount_amount": decimal_array(ln.discount_c[sel]),
+        "cost_price": decimal_array(lk.products.cost_c[p]),
+    }
+    return orders, items, win.order_seconds[conv], rank[ln.owner[sel]]
+
+
+def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
+    """Rebuild the returns dated in this chunk from their orders' keyed draws."""
+    rng = model.rng
+    cust = lk.customers
+    key = due.cust * (1 << 24) + due.vidx
+    uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    oc, ov = due.cust[first], due.vidx[first]
+    n = line_counts(model, cust, oc, ov)
+    rp = plan_returns(model, cust, oc, ov, n, due.order_seconds[first])
+    # match the planned returns of these orders to the ones due here: (order, seq)
+    want = inv * 2 + due.seq
+    have = rp.order * 2 + rp.seq
+    pos = np.searchsorted(have, want)  # rp is ordered by (order, seq)
+    if not np.array_equal(have[pos], want):
+        raise AssertionError("planned returns do not match the due returns")
+    lines = build_lines(model, cust, lk.products, oc, ov, n)
+    line_start = np.r_[0, np.cumsum(n)][:-1]
+    keep_items = np.isin(rp.item_ret, pos)
+    item_ret_rp = rp.item_ret[keep_items]
+    rp_to_due = np.full(len(rp.order), -1)
+    rp_to_due[pos] = np.arange(len(due))
+    item_due = rp_to_due[item_ret_rp]
+    item_line = rp.item_line[keep_items]
+    item_qty = rp.item_qty[keep_items]
+    order_of_item = inv[item_due]
+    li = line_start[order_of_item] + item_line
+    assert np.array_equal(np.bincount(item_due, minlength=len(due)), due.n_items)
+    c, v, s = due.cust, due.vidx, due.seq
+    reason = rng.choice("return/reason", model.reason_cum, c, v, s)
+    full = rng.uniform("return/full", c, v, s) < model.full_share[reason]
+    r = model.cfg.generator.returns
+    frac = np.where(full, 1.0, rng.between("return/partial", r.partial_refund[0], r.partial_refund[1], c, v, s))
+    paid = lines.gross_c[li] - lines.discount_c[li]
+    refund_item = np.floor(paid * item_qty / lines.qty[li] * frac[item_due]).astype(np.int64)
+    order_ids = text.padded("ORD-", due.order_id)
+    return_ids = text.padded("RTN-", due.return_id)
+    channel = rng.choice("return/channel", model.return_channel_cum, c, v, s)
+    is_phone = np.array([ch == "Phone" for ch in model.return_channels])[channel]
+    returns = {
+        "return_id": return_ids,
+        "order_id": order_ids,
+        "customer_id": pc.take(lk.customer_id, pa.array(c)),
+        "return_date": timestamps(due.seconds),
+        "reason": text.pick(RETURN_REASONS, reason),
+        "return_type": text.pick(("Partial", "Full"), full.astype(np.int8)),
+        "refunded_amount": decimal_array(np.bincount(item_due, weights=refund_item, minlength=len(due)).astype(
+            np.int64)),
+        "return_channel": text.pick(model.return_channels, channel),
+        "agent_id": _agents(model, is_phone, "return/agent", c, v, s),
+        "refund_method": text.pick(model.refund_methods, rng.choice("return/refund_method",
+                                                                    model.refund_method_cum, c, v, s)),
+    }
+    p = lines.product[li]
+    item_dict = {
+        "return_item_id": pa.array(due.first_item_id[item_due] + _rank_within(item_due)),
+        "return_id": pc.take(return_ids, pa.array(item_due)),
+        "order_id": pc.take(order_ids, pa.array(item_due)),
+        **_product_cols(lk, p),
+        "quantity_returned": pa.array(item_qty.astype(np.int32)),
+        "unit_price": decimal_array(lk.products.price_c[p]),
+        "cost_price": decimal_array(lk.products.cost_c[p]),
+        "refunded_amount": decimal_array(refund_item),
+    }
+    order = np.argsort(item_dict["return_item_id"].to_numpy(), kind="stable")
+    item_dict = {k: a.take(pa.array(order)) for k, a in item_dict.items()}
+    return returns, item_dict, due.seconds, due.seconds[item_due][order]
+
+
+def _rank_within(group: np.ndarray) -> np.ndarray:
+    """Position of each element among the elements of its group, in array order."""
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    rank = np.empty(group.size, dtype=np.int64)
+    rank[order] = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
+    return rank
+
+
+def chunk_tables(model: Model, lk: Lookups, work: ChunkWork) -> dict[str, tuple[dict[str, pa.Array], np.ndarray]]:
+    """table -> (columns, event seconds per row); the event time decides each row's partition."""
+    state = work.state.copy()
+    visits = advance(model, lk.customers, state, work.plan.chunk.end_day)
+    win = build_window(model, lk.customers, lk.products, visits, all_lines=True)
+    first = work.plan.first_ids
+    carts, cart_items, cart_ids, cart_s = carts_and_items(model, lk, win, first["carts"], first["cart_items"])
+    orders, order_items, order_s, item_order = orders_and_items(model, lk, win, work, cart_ids)
+    rets, ret_items, ret_s, ret_item_s = returns_and_items(model, lk, work.due)
+    return {
+        "shopping_carts": (carts, cart_s),
+        "cart_items": (cart_items, cart_s[win.lines.owner]),
+        "orders": (orders, order_s),
+        "order_items": (order_items, order_s[item_order]),
+        "returns": (rets, ret_s),
+        "return_items": (ret_items, ret_item_s),
+    }
+
