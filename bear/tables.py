@@ -7,6 +7,8 @@ order's keyed draws in the chunk that owns the return's date.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +24,16 @@ from bear.returns import plan_returns
 from bear.visits import advance
 
 CART_STATUSES = ("open", "converted", "abandoned", "emptied")
+
+
+@dataclass
+class Rows:
+    """One table's rows from one chunk: columns, event time (partition) and integer row key."""
+
+    cols: dict[str, pa.Array]
+    event_s: np.ndarray
+    key: np.ndarray
+    related: dict | None = None
 
 
 def timestamps(seconds: np.ndarray) -> pa.Array:
@@ -78,7 +90,8 @@ def carts_and_items(model: Model, lk: Lookups, win: Window, first_cart: int, fir
         "quantity": pa.array(ln.qty.astype(np.int32)),
         "unit_price": decimal_array(lk.products.price_c[ln.product]),
     }
-    return carts, items, cart_ids, vs.seconds
+    item_rows = Rows(items, vs.seconds[ln.owner], first_item + np.arange(len(ln.owner)))
+    return Rows(carts, vs.seconds, cart_no), item_rows, cart_ids
 
 
 def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, cart_ids: pa.Array):
@@ -145,7 +158,11 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
         "discount_amount": decimal_array(ln.discount_c[sel]),
         "cost_price": decimal_array(lk.products.cost_c[p]),
     }
-    return orders, items, win.order_seconds[conv], rank[ln.owner[sel]]
+    item_rank = rank[ln.owner[sel]]
+    return (
+        Rows(orders, win.order_seconds[conv], order_no),
+        Rows(items, win.order_seconds[conv][item_rank], order_no[item_rank] * 256 + ln.line[sel]),
+    )
 
 
 def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
@@ -201,8 +218,9 @@ def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
                                                                     model.refund_method_cum, c, v, s)),
     }
     p = lines.product[li]
+    item_ids = due.first_item_id[item_due] + _rank_within(item_due)
     item_dict = {
-        "return_item_id": pa.array(due.first_item_id[item_due] + _rank_within(item_due)),
+        "return_item_id": pa.array(item_ids),
         "return_id": pc.take(return_ids, pa.array(item_due)),
         "order_id": pc.take(order_ids, pa.array(item_due)),
         **_product_cols(lk, p),
@@ -211,9 +229,15 @@ def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
         "cost_price": decimal_array(lk.products.cost_c[p]),
         "refunded_amount": decimal_array(refund_item),
     }
-    order = np.argsort(item_dict["return_item_id"].to_numpy(), kind="stable")
+    order = np.argsort(item_ids, kind="stable")
     item_dict = {k: a.take(pa.array(order)) for k, a in item_dict.items()}
-    return returns, item_dict, due.seconds, due.seconds[item_due][order]
+    first_item = np.full(len(due), -1)
+    first_item[item_due[order][::-1]] = np.arange(order.size)[::-1]
+    first_category = lk.products.category[p[order]][first_item]
+    return (
+        Rows(returns, due.seconds, due.return_id, {"first_category": first_category, "categories": CATEGORIES}),
+        Rows(item_dict, due.seconds[item_due][order], item_ids[order]),
+    )
 
 
 def _rank_within(group: np.ndarray) -> np.ndarray:
@@ -226,21 +250,20 @@ def _rank_within(group: np.ndarray) -> np.ndarray:
     return rank
 
 
-def chunk_tables(model: Model, lk: Lookups, work: ChunkWork) -> dict[str, tuple[dict[str, pa.Array], np.ndarray]]:
-    """table -> (columns, event seconds per row); the event time decides each row's partition."""
+def chunk_tables(model: Model, lk: Lookups, work: ChunkWork) -> dict[str, Rows]:
+    """The chunk's rows per table; each row's event time decides its partition."""
     state = work.state.copy()
     visits = advance(model, lk.customers, state, work.plan.chunk.end_day)
     win = build_window(model, lk.customers, lk.products, visits, all_lines=True)
     first = work.plan.first_ids
-    carts, cart_items, cart_ids, cart_s = carts_and_items(model, lk, win, first["carts"], first["cart_items"])
-    orders, order_items, order_s, item_order = orders_and_items(model, lk, win, work, cart_ids)
-    rets, ret_items, ret_s, ret_item_s = returns_and_items(model, lk, work.due)
+    carts, cart_items, cart_ids = carts_and_items(model, lk, win, first["carts"], first["cart_items"])
+    orders, order_items = orders_and_items(model, lk, win, work, cart_ids)
+    returns, return_items = returns_and_items(model, lk, work.due)
     return {
-        "shopping_carts": (carts, cart_s),
-        "cart_items": (cart_items, cart_s[win.lines.owner]),
-        "orders": (orders, order_s),
-        "order_items": (order_items, order_s[item_order]),
-        "returns": (rets, ret_s),
-        "return_items": (ret_items, ret_item_s),
+        "shopping_carts": carts,
+        "cart_items": cart_items,
+        "orders": orders,
+        "order_items": order_items,
+        "returns": returns,
+        "return_items": return_items,
     }
-

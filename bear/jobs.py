@@ -1,0 +1,83 @@
+"""The unit of work every executor runs: one chunk, or the two dimension tables.
+
+Pure generation in, files and their statistics out. The Ray runner calls these inside
+tasks; tests and `bear plan` can call them in-process. Nothing here knows about Ray.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bear.config import CATEGORIES, BearConfig
+from bear.lookups import Lookups, customer_columns, product_columns
+from bear.mess import apply_mess
+from bear.model import DAY_S, Model
+from bear.plan import ChunkWork
+from bear.schemas import GUEST_PARTITION
+from bear.sink import Sink
+from bear.tables import Rows, chunk_tables
+from bear.writer import PartitionStat, day_partition, ingestion_seconds, write_partitions
+
+
+@dataclass
+class JobResult:
+    index: int  # chunk index; -1 for the dimensions
+    partitions: list[PartitionStat]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What a worker needs to run jobs; built once per task from picklable parts."""
+
+    cfg: BearConfig
+    model: Model
+    lookups: Lookups
+    sink: Sink
+    fingerprint: str
+
+
+def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
+    t0 = time.perf_counter()
+    tables = chunk_tables(ctx.model, ctx.lookups, work)
+    t1 = time.perf_counter()
+    chunk = work.plan.chunk
+    days = range(chunk.start_day, chunk.end_day + 1)
+    names = {d: day_partition(d) for d in days}
+    ingest = {d: ingestion_seconds(d) for d in days}
+    stats: list[PartitionStat] = []
+    mess_s = 0.0
+    for table, rows in tables.items():
+        m0 = time.perf_counter()
+        ledger = apply_mess(ctx.model, table, rows.cols, rows.key, rows.event_s, rows.related)
+        mess_s += time.perf_counter() - m0
+        stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
+                                  rows.event_s // DAY_S, names, ingest)
+    t2 = time.perf_counter()
+    return JobResult(chunk.index, stats, {"generate": t1 - t0, "mess": mess_s, "write": t2 - t1 - mess_s})
+
+
+def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
+    t0 = time.perf_counter()
+    model, lk = ctx.model, ctx.lookups
+    cust = lk.customers
+    run_start_s = model.start_day * DAY_S
+    key = np.arange(1, len(cust) + 1, dtype=np.int64)
+    signup = cust.signup_day.astype(np.int64)
+    rows = Rows(customer_columns(model, lk, final_spend_c), np.where(signup >= 0, signup * DAY_S, run_start_s), key)
+    codes = np.unique(signup)
+    names = {int(c): (GUEST_PARTITION if c < 0 else day_partition(int(c))) for c in codes}
+    ingest = {int(c): (ingestion_seconds(int(c)) if c >= 0 else run_start_s) for c in codes}
+    ledger = apply_mess(model, "customers", rows.cols, rows.key, rows.event_s)
+    stats = write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, "customers", rows, ledger, signup, names,
+                             ingest)
+    pk = np.arange(1, len(lk.products) + 1, dtype=np.int64)
+    prows = Rows(product_columns(lk.products), np.full(pk.size, run_start_s), pk)
+    pledger = apply_mess(model, "product_catalog", prows.cols, prows.key, prows.event_s)
+    cat = lk.products.category.astype(np.int64)
+    stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, "product_catalog", prows, pledger, cat,
+                              dict(enumerate(CATEGORIES)), dict.fromkeys(range(len(CATEGORIES)), run_start_s))
+    return JobResult(-1, stats, {"dimensions": time.perf_counter() - t0})

@@ -1,0 +1,312 @@
+"""The backfill driver: plan, reserve IDs, fan chunks out to Ray, commit strictly in order.
+
+The driver owns every decision that needs the whole picture (the skeleton walk, ID
+blocks, the order of commits, the checkpoint); workers own everything that scales
+(generating, messing, encoding and writing chunk files). A crash anywhere loses at most
+uncommitted chunks, which a rerun regenerates byte for byte.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bear.config import BearConfig
+from bear.jobs import Context, JobResult, run_chunk, run_dimensions
+from bear.lookups import Lookups, build_lookups
+from bear.model import Model, day_to_date
+from bear.plan import ChunkWork, make_chunks, walk
+from bear.schemas import DIMENSIONS, TRANSACTIONS
+from bear.sink import Sink, open_sink
+from bear.state import (
+    CHECKPOINT,
+    MANIFEST,
+    PLAN,
+    REPORT,
+    STATE_DIR,
+    SUCCESS,
+    content_config,
+    diff,
+    empty_checkpoint,
+    fingerprint,
+    manifest_document,
+    now_iso,
+    plan_document,
+    read_json,
+    write_json,
+)
+from bear.writer import PartitionStat
+
+log = logging.getLogger("bear")
+
+
+class RunError(RuntimeError):
+    """A run stopped for a reason the user can act on; `exit_code` is what the CLI returns."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Prepared:
+    """Everything the driver knows before any chunk runs."""
+
+    cfg: BearConfig
+    sink: Sink
+    model: Model
+    lookups: Lookups
+    works: list[ChunkWork]
+    final_spend_c: np.ndarray
+    plan: dict[str, Any]
+    fp: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(cfg: BearConfig, base_dir: str | None = None) -> Prepared:
+    """Lookups and the skeleton walk: chunks, exact counts, ID blocks and each chunk's start state."""
+    t0 = time.perf_counter()
+    sink = open_sink(cfg.sink, base_dir)
+    cfg.sink.root = sink.root if sink.is_local else cfg.sink.root
+    model = Model.build(cfg)
+    lookups = build_lookups(model)
+    t1 = time.perf_counter()
+    chunks = make_chunks(model.start_day, model.end_day, cfg.run.chunk_days)
+    final: list = []
+    works = list(walk(model, lookups.customers, lookups.products, chunks, final))
+    plan = plan_document(cfg, [w.plan for w in works])
+    t2 = time.perf_counter()
+    return Prepared(cfg, sink, model, lookups, works, final[0].spend_c, plan, fingerprint(content_config(cfg)),
+                    {"lookups": t1 - t0, "plan": t2 - t1})
+
+
+def _check_resumable(p: Prepared) -> dict[str, Any]:
+    """The checkpoint to continue from; refuses a lake that holds another config's run."""
+    sink, cfg = p.sink, p.cfg
+    old = read_json(sink, PLAN)
+    if old is not None and old["plan_fingerprint"] != p.plan["plan_fingerprint"]:
+        if not cfg.run.restart:
+            changed = "; ".join(diff(old.get("plan_config", {}), p.plan["plan_config"])[:8]) or "unknown"
+            raise RunError(
+                f"{sink.display} holds a run of a different config (changed: {changed}). Rerun with the original "
+                f"settings to resume, add run.restart=true to delete that lake and start over, or pick another "
+                f"sink location.",
+                exit_code=2,
+            )
+        log.warning("run.restart=true: deleting the previous lake at %s", sink.display)
+        sink.delete(sink.find(""))
+        old = None
+    elif old is None and sink.find(""):
+        if not cfg.run.restart:
+            raise RunError(
+                f"{sink.display} is not empty and holds no bear run; point sink.root/sink.prefix at an empty "
+                f"location or add run.restart=true to delete its contents",
+                exit_code=2,
+            )
+        sink.delete(sink.find(""))
+    if old is None:
+        write_json(sink, PLAN, p.plan)
+    return read_json(sink, CHECKPOINT) or empty_checkpoint(p.plan)
+
+
+def _write_markers(sink: Sink, cfg: BearConfig, fp: str, stat: PartitionStat) -> dict[str, Any]:
+    manifest = manifest_document(cfg, fp, stat)
+    write_json(sink, f"{stat.dir}/{MANIFEST}", manifest)
+    sink.write(f"{stat.dir}/{SUCCESS}", b"")
+    return manifest
+
+
+def load_hooks(specs: list[str]) -> list[Callable[[dict[str, Any]], Any]]:
+    hooks = []
+    for spec in specs:
+        module, _, name = spec.partition(":")
+        try:
+            hooks.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError) as exc:
+            raise RunError(f"hooks.post_export: cannot load {spec!r} ({exc})", exit_code=2) from None
+    return hooks
+
+
+class Committer:
+    """Publishes finished work strictly in order: manifests, _SUCCESS, hooks, then the checkpoint."""
+
+    def __init__(self, p: Prepared, checkpoint: dict[str, Any]):
+        self.p = p
+        self.checkpoint = checkpoint
+        self.hooks = load_hooks(list(p.cfg.hooks.post_export))
+        self.pool = ThreadPoolExecutor(max_workers=16 if not p.sink.is_local else 4)
+        self.commit_s = 0.0
+
+    def commit(self, result: JobResult) -> None:
+        t0 = time.perf_counter()
+        p, ck = self.p, self.checkpoint
+        manifests = list(self.pool.map(lambda s: _write_markers(p.sink, p.cfg, p.fp, s), result.partitions))
+        for stat, manifest in zip(result.partitions, manifests, strict=True):
+            for hook in self.hooks:
+                context = {"table": stat.table, "partition": stat.partition,
+                           "path": p.sink.path(stat.dir), "manifest": manifest}
+                try:
+                    hook(context)
+                except Exception as exc:
+                    raise RunError(
+                        f"post-export hook {getattr(hook, '__module__', '?')}:{getattr(hook, '__name__', '?')} "
+                        f"failed on {stat.dir}: {type(exc).__name__}: {exc}; the checkpoint stays before this "
+                        f"chunk and a rerun retries it"
+                    ) from exc
+            ck["rows"][stat.table] = ck["rows"].get(stat.table, 0) + stat.rows
+            ck["bytes"][stat.table] = ck["bytes"].get(stat.table, 0) + stat.bytes
+            ck["partitions"] += 1
+        if result.index < 0:
+            ck["dimensions_committed"] = True
+        else:
+            chunk = p.works[result.index].plan
+            ck["committed_chunks"] = result.index + 1
+            ck["last_committed_date"] = day_to_date(chunk.chunk.end_day).isoformat()
+            ck["id_high_water"] = {f: chunk.first_ids[f] + chunk.counts[f] - 1 for f in chunk.first_ids}
+        ck["updated_at"] = now_iso()
+        write_json(p.sink, CHECKPOINT, ck)
+        self.commit_s += time.perf_counter() - t0
+
+
+def _ray_init(cfg: BearConfig) -> bool:
+    """Start or join Ray; returns whether this call started it (and so must stop it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if cfg.ray.kind == "cluster":
+        address = cfg.ray.address or os.environ.get("RAY_ADDRESS") or "auto"
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False)
+    return True
+
+
+_CONTEXTS: dict[str, Context] = {}
+
+
+def _context(cfg: BearConfig, lookups: Lookups, fp: str) -> Context:
+    """One Context per worker process and run (model and sink are cheap but not free)."""
+    key = f"{fp}:{cfg.sink.kind}:{cfg.sink.root}:{cfg.sink.bucket}:{cfg.sink.prefix}"
+    if key not in _CONTEXTS:
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = Context(cfg, Model.build(cfg), lookups, open_sink(cfg.sink), fp)
+    ctx = _CONTEXTS[key]
+    ctx.lookups = lookups
+    return ctx
+
+
+def _chunk_task(cfg: BearConfig, lookups: Lookups, fp: str, work: ChunkWork) -> JobResult:
+    return run_chunk(_context(cfg, lookups, fp), work)
+
+
+def _dimension_task(cfg: BearConfig, lookups: Lookups, fp: str, final_spend_c: np.ndarray) -> JobResult:
+    return run_dimensions(_context(cfg, lookups, fp), final_spend_c)
+
+
+def backfill(cfg: BearConfig, base_dir: str | None = None, on_commit: Callable[[dict], None] | None = None) -> dict:
+    """Run (or resume) the configured backfill; returns the run report."""
+    import ray
+
+    t_start = time.perf_counter()
+    p = prepare(cfg, base_dir)
+    p.sink.check_writable()
+    ck = _check_resumable(p)
+    committer = Committer(p, ck)
+    todo = [w for w in p.works if w.plan.chunk.index >= ck["committed_chunks"]]
+    log.info("plan: %d chunks (%d to do), %s rows expected, lake %s", len(p.works), len(todo),
+             f"{sum(p.plan['totals'].values()):,}", p.sink.display)
+    started = _ray_init(cfg)
+    t_ray = time.perf_counter()
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        limit = cfg.ray.max_in_flight or max(2, 2 * cpus)
+        retries = cfg.ray.max_retries
+        chunk_remote = ray.remote(max_retries=retries)(_chunk_task)
+        dims_remote = ray.remote(max_retries=retries)(_dimension_task)
+        lk_ref = ray.put(p.lookups)
+        queue: list[tuple[int, Callable[[], Any]]] = []
+        if not ck["dimensions_committed"]:
+            queue.append((-1, lambda: dims_remote.remote(cfg, lk_ref, p.fp, p.final_spend_c)))
+        queue += [(w.plan.chunk.index, lambda w=w: chunk_remote.remote(cfg, lk_ref, p.fp, ray.put(w))) for w in todo]
+        order = [i for i, _ in queue]
+        inflight: dict[Any, int] = {}
+        done: dict[int, JobResult] = {}
+        worker_s: dict[str, float] = {}
+        nxt = 0
+        submitted = 0
+        while nxt < len(order):
+            while submitted < len(queue) and len(inflight) < limit:
+                idx, submit = queue[submitted]
+                inflight[submit()] = idx
+                submitted += 1
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            for ref in ready:
+                idx = inflight.pop(ref)
+                try:
+                    done[idx] = ray.get(ref)
+                except Exception as exc:
+                    for other in inflight:
+                        ray.cancel(other, force=True)
+                    where = "dimension tables" if idx < 0 else f"chunk {idx} ({p.works[idx].plan.chunk.name})"
+                    cause = getattr(exc, "cause", None) or exc
+                    raise RunError(f"{where} failed: {type(cause).__name__}: {cause}. Committed work is kept; "
+                                   f"rerun the same command to resume.") from None
+            while nxt < len(order) and order[nxt] in done:
+                result = done.pop(order[nxt])
+                for k, v in result.seconds.items():
+                    worker_s[k] = worker_s.get(k, 0.0) + v
+                committer.commit(result)
+                nxt += 1
+                if on_commit is not None:
+                    on_commit(ck)
+                elapsed = time.perf_counter() - t_start
+                rows = sum(ck["rows"].values())
+                log.info("committed %s: %d/%d chunks, %s rows, %.0f rows/s",
+                         "dimensions" if result.index < 0 else p.works[result.index].plan.chunk.name,
+                         ck["committed_chunks"], len(p.works), f"{rows:,}", rows / max(elapsed, 1e-9))
+    finally:
+        committer.pool.shutdown(wait=True)
+        if started:
+            ray.shutdown()
+    wall = time.perf_counter() - t_start
+    report = {
+        "lake": p.sink.display,
+        "fingerprint": p.fp,
+        "chunks": len(p.works),
+        "rows": ck["rows"],
+        "bytes": ck["bytes"],
+        "partitions": ck["partitions"],
+        "total_rows": sum(ck["rows"].values()),
+        "total_bytes": sum(ck["bytes"].values()),
+        "wall_seconds": round(wall, 3),
+        "rows_per_second": round(sum(ck["rows"].values()) / max(wall, 1e-9)),
+        "driver_seconds": {**{k: round(v, 3) for k, v in p.seconds.items()},
+                           "ray_start": round(t_ray - t_start - sum(p.seconds.values()), 3),
+                           "commit": round(committer.commit_s, 3)},
+        "worker_seconds": {k: round(v, 3) for k, v in worker_s.items()},
+        "finished_at": now_iso(),
+    }
+    write_json(p.sink, REPORT, report)
+    return report
+
+
+def expected_partitions(p: Prepared) -> dict[str, int]:
+    """Partitions a finished lake has per table (empty days included)."""
+    days = p.model.end_day - p.model.start_day + 1
+    out = dict.fromkeys(TRANSACTIONS, days)
+    out["customers"] = len(np.unique(p.lookups.customers.signup_day))
+    out["product_catalog"] = 5
+    return {t: out[t] for t in (*DIMENSIONS, *TRANSACTIONS)}
+
+
+__all__ = ["RunError", "backfill", "prepare", "expected_partitions", "STATE_DIR"]

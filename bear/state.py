@@ -1,0 +1,142 @@
+"""Run state that lives with the lake under `_bear/`, and the per-partition manifests.
+
+Anything needed to resume is here, on the sink, so any machine can pick a run up: the
+plan (chunks, ID blocks, config and its fingerprints) and the checkpoint (how many
+chunks are committed, high-water marks, totals). Files are replaced whole, so a crash
+leaves either the old or the new version, never half of one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from bear import __version__
+from bear.config import BearConfig
+from bear.plan import ChunkPlan
+from bear.sink import Sink
+from bear.writer import PartitionStat, iso_ts
+
+STATE_DIR = "_bear"
+PLAN = f"{STATE_DIR}/plan.json"
+CHECKPOINT = f"{STATE_DIR}/checkpoint.json"
+REPORT = f"{STATE_DIR}/report.json"
+MANIFEST = "_MANIFEST.json"
+SUCCESS = "_SUCCESS"
+SCHEMA_VERSION = 1
+SECRET_KEYS = ("token",)
+
+
+def content_config(cfg: BearConfig) -> dict[str, Any]:
+    """The part of the config that decides the lake's bytes (not how or where it is computed)."""
+    return {
+        "run": {"start": cfg.run.start, "end": cfg.run.end, "seed": cfg.run.seed},
+        "generator": asdict(cfg.generator),
+        "mess": asdict(cfg.mess),
+        "output": asdict(cfg.output),
+    }
+
+
+def plan_config(cfg: BearConfig) -> dict[str, Any]:
+    """What must match for a rerun to resume: the content plus the chunking."""
+    return content_config(cfg) | {"chunk_days": cfg.run.chunk_days}
+
+
+def fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def redacted(cfg: BearConfig) -> dict[str, Any]:
+    """The whole config for reports and printing, with credentials masked."""
+    data = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    sink = data["sink"]
+    for key in SECRET_KEYS:
+        if sink.get(key) not in (None, "google_default", "anon"):
+            sink[key] = "***"
+    return data
+
+
+def diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ, as `key: old -> new`."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += diff(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def read_json(sink: Sink, rel: str) -> dict | None:
+    if not sink.exists(rel):
+        return None
+    return json.loads(sink.read(rel))
+
+
+def write_json(sink: Sink, rel: str, obj: Any) -> None:
+    sink.write(rel, json.dumps(obj, indent=2, sort_keys=True).encode())
+
+
+def plan_document(cfg: BearConfig, plans: list[ChunkPlan]) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator_version": __version__,
+        "fingerprint": fingerprint(content_config(cfg)),
+        "plan_fingerprint": fingerprint(plan_config(cfg)),
+        "plan_config": plan_config(cfg),
+        "config": redacted(cfg),
+        "chunks": [
+            {"index": p.chunk.index, "start": p.chunk.name.split("..")[0], "end": p.chunk.name.split("..")[1],
+             "first_ids": p.first_ids, "ids": p.counts, "rows": p.rows}
+            for p in plans
+        ],
+        "totals": {k: sum(p.rows[k] for p in plans) for k in plans[0].rows} if plans else {},
+        "created_at": now_iso(),
+    }
+
+
+def manifest_document(cfg: BearConfig, fp: str, stat: PartitionStat) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "table": stat.table,
+        "partition": stat.partition,
+        "batch_id": f"{fp[:12]}-{stat.table}-{stat.partition.split('=', 1)[1]}",
+        "files": [
+            {"path": f.path.rsplit("/", 1)[1], "rows": f.rows, "bytes": f.bytes, "md5": f.md5} for f in stat.files
+        ],
+        "total_rows": stat.rows,
+        "total_bytes": stat.bytes,
+        "min_event_time": iso_ts(stat.min_event_s),
+        "max_event_time": iso_ts(stat.max_event_s),
+        "id_range": stat.id_range,
+        "config_fingerprint": fp,
+        "seed": cfg.run.seed,
+        "generator_version": __version__,
+        "mess_level": cfg.mess.level,
+        "mess_counts": stat.mess,
+        "created_at": now_iso(),
+    }
+
+
+def empty_checkpoint(plan: dict) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "plan_fingerprint": plan["plan_fingerprint"],
+        "dimensions_committed": False,
+        "committed_chunks": 0,
+        "total_chunks": len(plan["chunks"]),
+        "last_committed_date": None,
+        "id_high_water": {},
+        "rows": {},
+        "bytes": {},
+        "partitions": 0,
+        "updated_at": now_iso(),
+    }
