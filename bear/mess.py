@@ -74,9 +74,13 @@ def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndar
             continue
         kind = rng.integers(f"mess/style_kind/{table}/{col}", 0, len(STYLES) - 1, key)
         idx = np.flatnonzero(hit)
-        cols[col] = _replace(cols[col], hit, _style(cols[col].take(pa.array(idx)), kind[idx]))
-        ledger.setdefault(col, {})["whitespace"] = hit & (kind <= 1)
-        ledger[col]["casing"] = hit & (kind >= 2)
+        before = cols[col].take(pa.array(idx))
+        after = _style(before, kind[idx])
+        cols[col] = _replace(cols[col], hit, after)
+        changed = np.zeros(hit.size, dtype=bool)  # lower-casing "open" is no mess: count only real changes
+        changed[idx] = pc.fill_null(pc.not_equal(before, after), False).to_numpy(zero_copy_only=False)
+        ledger.setdefault(col, {})["whitespace"] = changed & (kind <= 1)
+        ledger[col]["casing"] = changed & (kind >= 2)
     for col in NULL_COLUMNS.get(table, ()):
         hit = rng.uniform(f"mess/null/{table}/{col}", key) < m.null_rate
         if hit.any():

@@ -1,0 +1,209 @@
+"""The generator core (issue: generator): invariants, determinism, realism and volume."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from conftest import compose_cfg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bear.checks import check_tables, id_numbers
+from bear.generate import generate
+from bear.lookups import build_lookups
+from bear.model import Model
+from bear.plan import make_chunks, walk
+from bear.runner import prepare
+
+LEVELS = ("none", "light_mess", "medium_mess", "heavy_mess")
+
+
+def _small(*overrides: str):
+    return compose_cfg("generator.customers=2500", "generator.products=120", *overrides)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    level=st.sampled_from(LEVELS),
+    start=st.dates(min_value=dt.date(2019, 10, 1), max_value=dt.date(2020, 3, 1)),
+    days=st.integers(1, 75),
+    chunk_days=st.integers(1, 40),
+)
+def test_invariants_hold_for_any_seed_window_and_mess(seed, level, start, days, chunk_days):
+    end = start + dt.timedelta(days=days - 1)
+    cfg = _small(f"run.seed={seed}", f"mess={level}", f"run.start={start}", f"run.end={end}",
+                 f"run.chunk_days={chunk_days}", "generator.customer.signup_start=2019-06-01",
+                 "generator.customer.signup_end=2020-05-01")
+    tables, _ = generate(cfg)
+    failures = check_tables(tables)
+    assert not failures, "\n".join(map(str, failures))
+
+
+def test_checks_catch_broken_tables():
+    """The invariant checks themselves must fail on broken data (a check that cannot fail is a defect)."""
+    tables, _ = generate(_small("mess=none"))
+    orders = tables["orders"]
+    broken = dict(tables)
+    gross = orders["gross_total"].to_pylist()
+    gross[0] = gross[0] + 1
+    broken["orders"] = orders.set_column(orders.schema.get_field_index("gross_total"), "gross_total",
+                                         pa.array(gross, orders.schema.field("gross_total").type))
+    broken["cart_items"] = tables["cart_items"].slice(1)
+    broken["returns"] = tables["returns"].slice(0, tables["returns"].num_rows - 1)
+    found = {f.check for f in check_tables(broken)}
+    assert {"money.gross_total", "keys.gap_free", "money.cart_total", "integrity.foreign_key"} <= found
+
+
+def test_identical_inputs_give_identical_tables():
+    a, _ = generate(_small("mess=heavy_mess"))
+    b, _ = generate(_small("mess=heavy_mess"))
+    for name in a:
+        assert a[name].equals(b[name]), name
+
+
+def _by_key(table: pa.Table) -> pa.Table:
+    return table.sort_by([(table.column_names[0], "ascending")])
+
+
+def test_chunking_does_not_change_the_data():
+    """One 60-day window equals the same range cut into 7-day (or 1-day) windows, IDs included."""
+    whole, _ = generate(_small("run.chunk_days=60"))
+    for days in (7, 1):
+        parts, _ = generate(_small(f"run.chunk_days={days}"))
+        for name in whole:
+            assert _by_key(whole[name]).equals(_by_key(parts[name])), (name, days)
+
+
+def test_seed_changes_the_data():
+    a, _ = generate(_small("run.seed=1"))
+    b, _ = generate(_small("run.seed=2"))
+    assert not a["shopping_carts"].equals(b["shopping_carts"])
+
+
+def test_skeleton_counts_match_generated_rows():
+    cfg = _small("run.chunk_days=9")
+    p = prepare(cfg)
+    tables, _ = generate(cfg)
+    totals = p.plan["totals"]
+    for table, family in (("shopping_carts", "carts"), ("cart_items", "cart_items"), ("orders", "orders"),
+                          ("order_items", "order_items"), ("returns", "returns"), ("return_items", "return_items")):
+        assert tables[table].num_rows == totals[family], table
+    # ID blocks are contiguous and in chunk order
+    for a, b in zip(p.works, p.works[1:], strict=False):
+        for fam, first in b.plan.first_ids.items():
+            assert first == a.plan.first_ids[fam] + a.plan.counts[fam]
+
+
+def test_mess_never_drops_rows_or_touches_keys_and_ledger_is_exact():
+    clean, _ = generate(_small("mess=none"))
+    messy, ledgers = generate(_small("mess=heavy_mess"))
+    keys = {"shopping_carts": "cart_id", "cart_items": "cart_item_id", "orders": "order_id",
+            "returns": "return_id", "return_items": "return_item_id", "customers": "customer_id"}
+    for name, table in clean.items():
+        assert messy[name].num_rows == table.num_rows
+        if name in keys:
+            assert messy[name][keys[name]].equals(table[keys[name]])
+    # casing/whitespace counts equal the values that actually differ from the clean run
+    status_changed = pc.not_equal(messy["shopping_carts"]["status"], clean["shopping_carts"]["status"])
+    styled = sum(int(led["status"]["whitespace"].sum() + led["status"]["casing"].sum())
+                 for led in ledgers["shopping_carts"] if "status" in led)
+    changed = int(pc.sum(status_changed).as_py())
+    assert styled == changed > 0
+    nulls = sum(int(led["agent_id"]["null"].sum()) for led in ledgers["orders"] if "agent_id" in led)
+    assert nulls == messy["orders"]["agent_id"].null_count
+    rate = nulls / messy["orders"].num_rows
+    assert 0.04 < rate < 0.13  # heavy: 8 %
+    spikes = sum(int(led["total_items"]["spike"].sum()) for led in ledgers["orders"])
+    bigger = pc.sum(pc.greater(messy["orders"]["total_items"], clean["orders"]["total_items"])).as_py()
+    assert spikes == bigger > 0
+
+
+@pytest.fixture(scope="module")
+def one_year():
+    cfg = compose_cfg("run.start=2025-01-01", "run.end=2025-12-31", "generator.customers=60000", "mess=none",
+                      smoke=False)
+    tables, _ = generate(cfg, mess=False)
+    return cfg, tables
+
+
+def test_realism_seasonality_and_no_pile_up(one_year):
+    _, t = one_year
+    month = pc.month(t["shopping_carts"]["created_at"]).to_numpy()
+    days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    daily = np.bincount(month, minlength=13)[1:] / days
+    season = np.array([1, 1, 1, 1, 1, 1, 1.2, 1, 1, 1, 1.6, 2.1])
+    plain = daily[season == 1]
+    plain_months = np.flatnonzero(season == 1)
+    trend = np.polyval(np.polyfit(plain_months, plain, 1), np.arange(12))
+    ratio = daily / trend
+    assert ratio[11] == pytest.approx(2.1, rel=0.12)
+    assert ratio[10] == pytest.approx(1.6, rel=0.12)
+    assert ratio[6] == pytest.approx(1.2, rel=0.12)
+    deseasoned = daily / season
+    assert np.all(np.abs(deseasoned / trend - 1) < 0.25), deseasoned / trend  # last month included
+
+
+def test_realism_conversion_returns_and_cart_sizes(one_year):
+    _, t = one_year
+    conversion = t["orders"].num_rows / t["shopping_carts"].num_rows
+    assert 0.12 <= conversion <= 0.16
+    orders, rets = t["orders"], t["returns"]
+    idx = pc.index_in(rets["order_id"], value_set=orders["order_id"]).to_numpy()
+    od = pc.cast(orders["order_date"], pa.int64()).to_numpy()[idx] // 86_400_000_000
+    rd = pc.cast(rets["return_date"], pa.int64()).to_numpy() // 86_400_000_000
+    assert np.mean(rd - od <= 30) >= 0.75
+    cust = t["customers"]
+    tier = dict(zip(cust["customer_id"].to_pylist(), cust["initial_loyalty_tier"].to_pylist(), strict=True))
+    carts = t["shopping_carts"]
+    lines = pc.value_counts(t["cart_items"]["cart_id"])
+    per_cart = dict(zip(lines.field("values").to_pylist(), lines.field("counts").to_pylist(), strict=True))
+    sizes: dict[str, list[int]] = {"Platinum": [], "Bronze": []}
+    for cid, cu in zip(carts["cart_id"].to_pylist()[:200_000], carts["customer_id"].to_pylist()[:200_000],
+                       strict=True):
+        if tier[cu] in sizes:
+            sizes[tier[cu]].append(per_cart[cid])
+    assert np.mean(sizes["Platinum"]) > 1.5 * np.mean(sizes["Bronze"])
+
+
+def test_realism_late_signups_still_shop(one_year):
+    _, t = one_year
+    cust = t["customers"]
+    signup = cust["signup_date"]
+    late = pc.and_(pc.greater_equal(signup, dt.date(2025, 11, 1)), pc.less_equal(signup, dt.date(2025, 12, 15)))
+    late_ids = cust.filter(pc.fill_null(late, False))["customer_id"]
+    shoppers = pc.is_in(late_ids, value_set=t["shopping_carts"]["customer_id"].combine_chunks())
+    assert len(late_ids) > 100
+    assert pc.mean(pc.cast(shoppers, pa.float64())).as_py() > 0.9
+
+
+def test_default_volume_matches_the_reference_backlog():
+    """DESIGN §2: about 3,800 carts, 17,000 cart items, 500 orders, 2,600 order items, 100 returns, 400 return
+    items per average day over the default range; within ±20 %. Counted by the exact skeleton pass."""
+    cfg = compose_cfg(smoke=False)
+    model = Model.build(cfg)
+    lk = build_lookups(model)
+    totals: dict[str, int] = {}
+    for w in walk(model, lk.customers, lk.products, make_chunks(model.start_day, model.end_day, 30)):
+        for k, v in w.plan.rows.items():
+            totals[k] = totals.get(k, 0) + v
+    days = model.end_day - model.start_day + 1
+    reference = {"carts": 3800, "cart_items": 17000, "orders": 500, "order_items": 2600, "returns": 100,
+                 "return_items": 400}
+    for family, per_day in reference.items():
+        assert totals[family] / days == pytest.approx(per_day, rel=0.2), family
+    assert 42e6 < sum(totals.values()) < 64e6
+
+
+def test_ids_are_formatted_and_rise_with_time():
+    t, _ = generate(_small())
+    ids = t["orders"]["order_id"].to_pylist()
+    assert all(len(i) == 12 and i.startswith("ORD-") for i in ids)
+    dates = pc.cast(t["orders"]["order_date"], pa.int64()).to_numpy()
+    assert np.all(np.diff(dates[np.argsort(id_numbers(t["orders"]["order_id"]))]) >= 0)
+    guests = pc.sum(pc.starts_with(t["customers"]["customer_id"], "GUEST-")).as_py()
+    assert guests / t["customers"].num_rows == pytest.approx(0.4, abs=0.03)
