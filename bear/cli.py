@@ -118,6 +118,7 @@ def main() -> None:
     command = "run"
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)
+    argv = ["verify.json=true" if a == "--json" else a for a in argv]
     overrides = [f"command={command}", *argv]
     _precheck(overrides)
     sys.argv = [sys.argv[0], *overrides]

@@ -243,6 +243,14 @@ class LoggingConfig:
 
 
 @dataclass
+class VerifyConfig:
+    json: bool = False
+    examples: int = 5
+    # Allowed absolute deviation of a measured mess rate from the configured one.
+    mess_tolerance: float = 0.03
+
+
+@dataclass
 class BearConfig:
     command: str = "run"
     run: RunConfig = field(default_factory=RunConfig)
@@ -253,6 +261,7 @@ class BearConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
 
 def register() -> None:

@@ -6,6 +6,8 @@ tasks; tests and `bear plan` can call them in-process. Nothing here knows about 
 
 from __future__ import annotations
 
+import resource
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +29,19 @@ class JobResult:
     index: int  # chunk index; -1 for the dimensions
     partitions: list[PartitionStat]
     seconds: dict[str, float] = field(default_factory=dict)
+    node: str = ""  # where it ran (Ray node id, else host name)
+    peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
+
+
+def _where() -> tuple[str, float]:
+    """Node and peak memory of the current process, for the run report."""
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else socket.gethostname()
+    except Exception:
+        node = socket.gethostname()
+    return node, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass
@@ -57,7 +72,7 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
         stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
                                   rows.event_s // DAY_S, names, ingest)
     t2 = time.perf_counter()
-    return JobResult(chunk.index, stats, {"generate": t1 - t0, "mess": mess_s, "write": t2 - t1 - mess_s})
+    return JobResult(chunk.index, stats, {"generate": t1 - t0, "mess": mess_s, "write": t2 - t1 - mess_s}, *_where())
 
 
 def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
@@ -80,4 +95,4 @@ def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
     cat = lk.products.category.astype(np.int64)
     stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, "product_catalog", prows, pledger, cat,
                               dict(enumerate(CATEGORIES)), dict.fromkeys(range(len(CATEGORIES)), run_start_s))
-    return JobResult(-1, stats, {"dimensions": time.perf_counter() - t0})
+    return JobResult(-1, stats, {"dimensions": time.perf_counter() - t0}, *_where())

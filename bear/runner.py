@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -242,6 +243,8 @@ def backfill(cfg: BearConfig, base_dir: str | None = None, on_commit: Callable[[
         inflight: dict[Any, int] = {}
         done: dict[int, JobResult] = {}
         worker_s: dict[str, float] = {}
+        nodes: dict[str, int] = {}
+        worker_peak_mb = 0.0
         nxt = 0
         submitted = 0
         while nxt < len(order):
@@ -265,6 +268,8 @@ def backfill(cfg: BearConfig, base_dir: str | None = None, on_commit: Callable[[
                 result = done.pop(order[nxt])
                 for k, v in result.seconds.items():
                     worker_s[k] = worker_s.get(k, 0.0) + v
+                nodes[result.node] = nodes.get(result.node, 0) + 1
+                worker_peak_mb = max(worker_peak_mb, result.peak_rss_mb)
                 committer.commit(result)
                 nxt += 1
                 if on_commit is not None:
@@ -294,6 +299,9 @@ def backfill(cfg: BearConfig, base_dir: str | None = None, on_commit: Callable[[
                            "ray_start": round(t_ray - t_start - sum(p.seconds.values()), 3),
                            "commit": round(committer.commit_s, 3)},
         "worker_seconds": {k: round(v, 3) for k, v in worker_s.items()},
+        "jobs_per_node": nodes,
+        "worker_peak_rss_mb": round(worker_peak_mb, 1),
+        "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "finished_at": now_iso(),
     }
     write_json(p.sink, REPORT, report)
