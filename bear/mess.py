@@ -61,7 +61,7 @@ def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndar
     """Mess `cols` in place; returns what was done. `related` carries return-item categories for reasons."""
     m: MessConfig = model.cfg.mess
     ledger: Ledger = {}
-    if m.level == "none" or len(key) == 0:
+    if m.level == "none":
         return ledger
     rng = model.rng
     if m.advanced and table == "orders":
@@ -70,8 +70,6 @@ def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndar
         ledger["reason"] = {"redrawn": _redraw_reasons(model, cols, key, related)}
     for col in STYLE_COLUMNS.get(table, ()):
         hit = rng.uniform(f"mess/style/{table}/{col}", key) < m.style_rate
-        if not hit.any():
-            continue
         kind = rng.integers(f"mess/style_kind/{table}/{col}", 0, len(STYLES) - 1, key)
         idx = np.flatnonzero(hit)
         before = cols[col].take(pa.array(idx))
@@ -83,9 +81,8 @@ def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndar
         ledger[col]["casing"] = changed & (kind >= 2)
     for col in NULL_COLUMNS.get(table, ()):
         hit = rng.uniform(f"mess/null/{table}/{col}", key) < m.null_rate
-        if hit.any():
-            cols[col] = pc.if_else(pa.array(hit), pa.nulls(len(hit), cols[col].type), cols[col])
-            ledger.setdefault(col, {})["null"] = hit
+        cols[col] = pc.if_else(pa.array(hit), pa.nulls(len(hit), cols[col].type), cols[col])
+        ledger.setdefault(col, {})["null"] = hit
     return ledger
 
 

@@ -29,6 +29,7 @@ from bear.schemas import DIMENSIONS, TRANSACTIONS
 from bear.sink import Sink, open_sink
 from bear.state import (
     CHECKPOINT,
+    HOOKS_DIR,
     MANIFEST,
     PLAN,
     REPORT,
@@ -76,7 +77,7 @@ def prepare(cfg: BearConfig, base_dir: str | None = None) -> Prepared:
     """Lookups and the skeleton walk: chunks, exact counts, ID blocks and each chunk's start state."""
     t0 = time.perf_counter()
     sink = open_sink(cfg.sink, base_dir)
-    cfg.sink.root = sink.root if sink.is_local else cfg.sink.root
+    cfg.sink = sink.cfg  # resolved (absolute root, GCS endpoint and token) so workers open the same lake
     model = Model.build(cfg)
     lookups = build_lookups(model)
     t1 = time.perf_counter()
@@ -139,10 +140,10 @@ def load_hooks(specs: list[str]) -> list[Callable[[dict[str, Any]], Any]]:
 class Committer:
     """Publishes finished work strictly in order: manifests, _SUCCESS, hooks, then the checkpoint."""
 
-    def __init__(self, p: Prepared, checkpoint: dict[str, Any]):
+    def __init__(self, p: Prepared, checkpoint: dict[str, Any], hooks: list[Callable[[dict[str, Any]], Any]]):
         self.p = p
         self.checkpoint = checkpoint
-        self.hooks = load_hooks(list(p.cfg.hooks.post_export))
+        self.hooks = hooks
         self.pool = ThreadPoolExecutor(max_workers=16 if not p.sink.is_local else 4)
         self.commit_s = 0.0
 
@@ -150,18 +151,9 @@ class Committer:
         t0 = time.perf_counter()
         p, ck = self.p, self.checkpoint
         manifests = list(self.pool.map(lambda s: _write_markers(p.sink, p.cfg, p.fp, s), result.partitions))
-        for stat, manifest in zip(result.partitions, manifests, strict=True):
-            for hook in self.hooks:
-                context = {"table": stat.table, "partition": stat.partition,
-                           "path": p.sink.path(stat.dir), "manifest": manifest}
-                try:
-                    hook(context)
-                except Exception as exc:
-                    raise RunError(
-                        f"post-export hook {getattr(hook, '__module__', '?')}:{getattr(hook, '__name__', '?')} "
-                        f"failed on {stat.dir}: {type(exc).__name__}: {exc}; the checkpoint stays before this "
-                        f"chunk and a rerun retries it"
-                    ) from exc
+        if self.hooks:
+            self._run_hooks(result, manifests)
+        for stat in result.partitions:
             ck["rows"][stat.table] = ck["rows"].get(stat.table, 0) + stat.rows
             ck["bytes"][stat.table] = ck["bytes"].get(stat.table, 0) + stat.bytes
             ck["partitions"] += 1
@@ -175,6 +167,28 @@ class Committer:
         ck["updated_at"] = now_iso()
         write_json(p.sink, CHECKPOINT, ck)
         self.commit_s += time.perf_counter() - t0
+
+
+    def _run_hooks(self, result: JobResult, manifests: list[dict[str, Any]]) -> None:
+        """Call each hook once per partition, journaled per chunk so a resumed chunk skips what already ran."""
+        sink = self.p.sink
+        journal = f"{HOOKS_DIR}/{'dimensions' if result.index < 0 else f'chunk-{result.index:05d}'}.json"
+        done = set((read_json(sink, journal) or {}).get("done", []))
+        for stat, manifest in zip(result.partitions, manifests, strict=True):
+            if stat.dir in done:
+                continue
+            context = {"table": stat.table, "partition": stat.partition, "path": sink.path(stat.dir),
+                       "manifest": manifest}
+            for hook in self.hooks:
+                try:
+                    hook(context)
+                except Exception as exc:
+                    raise RunError(
+                        f"post-export hook {hook.__module__}:{hook.__name__} failed on {stat.dir}: "
+                        f"{type(exc).__name__}: {exc}; the checkpoint stays before this chunk and a rerun retries it"
+                    ) from exc
+            done.add(stat.dir)
+            write_json(sink, journal, {"done": sorted(done)})
 
 
 def _ray_init(cfg: BearConfig) -> bool:
@@ -197,7 +211,7 @@ _CONTEXTS: dict[str, Context] = {}
 
 def _context(cfg: BearConfig, lookups: Lookups, fp: str) -> Context:
     """One Context per worker process and run (model and sink are cheap but not free)."""
-    key = f"{fp}:{cfg.sink.kind}:{cfg.sink.root}:{cfg.sink.bucket}:{cfg.sink.prefix}"
+    key = f"{fp}:{cfg.sink!r}"
     if key not in _CONTEXTS:
         _CONTEXTS.clear()
         _CONTEXTS[key] = Context(cfg, Model.build(cfg), lookups, open_sink(cfg.sink), fp)
@@ -219,10 +233,11 @@ def backfill(cfg: BearConfig, base_dir: str | None = None, on_commit: Callable[[
     import ray
 
     t_start = time.perf_counter()
+    hooks = load_hooks(list(cfg.hooks.post_export))
     p = prepare(cfg, base_dir)
     p.sink.check_writable()
     ck = _check_resumable(p)
-    committer = Committer(p, ck)
+    committer = Committer(p, ck, hooks)
     todo = [w for w in p.works if w.plan.chunk.index >= ck["committed_chunks"]]
     log.info("plan: %d chunks (%d to do), %s rows expected, lake %s", len(p.works), len(todo),
              f"{sum(p.plan['totals'].values()):,}", p.sink.display)

@@ -81,6 +81,10 @@ PRIMARY_KEY = {
     "returns": ("return_id",), "return_items": ("return_item_id",),
 }
 GUEST_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+# What goes into the Parquet files: Hive convention keeps the partition column in the path only.
+FILE_SCHEMAS: dict[str, pa.Schema] = {
+    t: pa.schema([f for f in s if f.name != PARTITION_KEY[t]]) for t, s in SCHEMAS.items()
+}
 
 
 def dictionary_columns(table: str) -> list[str]:

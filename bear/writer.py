@@ -9,6 +9,7 @@ rewrites the same names with the same bytes.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 from bear.config import OutputConfig
 from bear.mess import Ledger
 from bear.model import DAY_S, day_to_date
-from bear.schemas import PARTITION_KEY, SCHEMAS, TABLE_CODE, dictionary_columns
+from bear.schemas import FILE_SCHEMAS, PARTITION_KEY, TABLE_CODE, dictionary_columns
 from bear.sink import Sink
 from bear.tables import Rows, timestamps
 
@@ -80,9 +81,16 @@ def _id_range(table: str, key: np.ndarray) -> list[int] | None:
 def write_partitions(
     sink: Sink, out: OutputConfig, fingerprint: str, table: str, rows: Rows, ledger: Ledger,
     part_code: np.ndarray, part_names: dict[int, str], ingest_s: dict[int, int],
+    seconds: dict[str, float] | None = None,
 ) -> list[PartitionStat]:
-    """Write `rows` grouped by `part_code`; every code in `part_names` gets a stat, empty or not."""
-    schema = SCHEMAS[table]
+    """Write `rows` grouped by `part_code`; every code in `part_names` gets a stat, empty or not.
+
+    `seconds`, when given, accumulates time spent encoding ("encode") and publishing ("write").
+    """
+    clock = seconds if seconds is not None else {}
+    t_start = time.perf_counter()
+    write_s = 0.0
+    schema = FILE_SCHEMAS[table]
     n = len(rows.key)
     cols = dict(rows.cols)
     order = np.argsort(part_code, kind="stable")
@@ -116,9 +124,13 @@ def write_partitions(
             t = base.take(pa.array(part))
             arrays = [t.column(f.name) if f.name in cols else lineage[f.name] for f in schema]
             data = encode(pa.Table.from_arrays(arrays, schema=schema), out, table)
+            w0 = time.perf_counter()
             stat.files.append(FileStat(rel, m, len(data), sink.write(rel, data)))
+            write_s += time.perf_counter() - w0
             stat.rows += m
         stats.append(stat)
+    clock["write"] = clock.get("write", 0.0) + write_s
+    clock["encode"] = clock.get("encode", 0.0) + time.perf_counter() - t_start - write_s
     return stats
 
 

@@ -31,3 +31,31 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def read_table(root, table: str):
+    """A lake table read back from Parquet (hive partition column included)."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset(f"{root}/{table}", format="parquet", partitioning="hive").to_table()
+
+
+def lake_files(root) -> dict[str, bytes]:
+    """Every data file of a local lake by relative path, with its bytes."""
+    from pathlib import Path
+
+    base = Path(root)
+    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*.parquet"))}
+
+
+def lake_manifests(root) -> dict[str, dict]:
+    """Every manifest of a local lake, without its wall-clock created_at."""
+    import json
+    from pathlib import Path
+
+    out = {}
+    for p in sorted(Path(root).rglob("_MANIFEST.json")):
+        doc = json.loads(p.read_text())
+        doc.pop("created_at")
+        out[str(p.relative_to(root))] = doc
+    return out

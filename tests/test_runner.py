@@ -1,0 +1,254 @@
+"""The backfill runner on a real local Ray: lake layout, manifests, determinism, crashes and resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import compose_cfg, lake_files, lake_manifests, read_table
+
+from bear.checks import check_tables
+from bear.model import day_number, day_to_date
+from bear.runner import RunError, backfill
+from bear.schemas import TABLES, TRANSACTIONS
+
+BEAR = str(Path(sys.executable).with_name("bear"))
+TESTS = str(Path(__file__).parent)
+
+
+def run_bear(*args: str, cwd: Path, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": TESTS, **(env or {})}
+    return subprocess.run([BEAR, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def reference(ray_local, tmp_path_factory):
+    """One uninterrupted smoke backfill every other lake is compared with."""
+    root = tmp_path_factory.mktemp("ref") / "lake"
+    report = backfill(compose_cfg(f"sink.root={root}"))
+    return root, report
+
+
+def test_lake_has_every_table_and_partition_with_matching_manifests(reference):
+    root, report = reference
+    cfg = compose_cfg()
+    days = [day_to_date(d).isoformat() for d in range(day_number(cfg.run.start), day_number(cfg.run.end) + 1)]
+    for table in TRANSACTIONS:
+        parts = sorted(p.name for p in (root / table).iterdir())
+        assert parts == [f"ingest_dt={d}" for d in days], table
+    assert sorted(p.name for p in (root / "product_catalog").iterdir()) == [
+        f"category={c}" for c in ("Books", "Clothing", "Electronics", "Home", "Toys")]
+    assert (root / "customers" / "signup_date=__HIVE_DEFAULT_PARTITION__" / "_SUCCESS").exists()
+    listed = set()
+    for table in TABLES:
+        for part in (root / table).iterdir():
+            assert (part / "_SUCCESS").exists(), part
+            manifest = json.loads((part / "_MANIFEST.json").read_text())
+            assert manifest["table"] == table and manifest["partition"] == part.name
+            assert manifest["config_fingerprint"] == report["fingerprint"]
+            for f in manifest["files"]:
+                data = (part / f["path"]).read_bytes()
+                assert len(data) == f["bytes"] and hashlib.md5(data).hexdigest() == f["md5"]
+                listed.add(str((part / f["path"]).relative_to(root)))
+            total = sum(f["rows"] for f in manifest["files"])
+            assert total == manifest["total_rows"]
+            if manifest["files"]:
+                assert read_table(root, f"{table}/{part.name}").num_rows == total
+    assert listed == set(lake_files(root)), "every data file is in exactly one manifest"
+    assert report["total_rows"] == sum(read_table(root, t).num_rows for t in TABLES)
+
+
+def test_invariants_hold_on_the_lake_read_back(reference):
+    root, _ = reference
+    tables = {t: read_table(root, t) for t in TABLES}
+    failures = check_tables(tables)
+    assert not failures, "\n".join(map(str, failures))
+    # each row sits in the partition of its event date; children with their parent
+    for table, col in (("shopping_carts", "created_at"), ("orders", "order_date"), ("returns", "return_date")):
+        t = tables[table]
+        dates = [str(v.date()) for v in t[col].to_pylist()]
+        assert dates == t["ingest_dt"].to_pylist(), table
+    carts = dict(zip(tables["shopping_carts"]["cart_id"].to_pylist(), tables["shopping_carts"]["ingest_dt"].to_pylist(),
+                     strict=True))
+    items = tables["cart_items"]
+    assert [carts[c] for c in items["cart_id"].to_pylist()] == items["ingest_dt"].to_pylist()
+
+
+def test_chunk_size_does_not_change_a_byte(reference, tmp_path):
+    root, _ = reference
+    other = tmp_path / "lake7"
+    backfill(compose_cfg(f"sink.root={other}", "run.chunk_days=7"))
+    assert lake_files(other) == lake_files(root)
+    assert lake_manifests(other) == lake_manifests(root)
+
+
+def test_worker_count_does_not_change_a_byte(reference, tmp_path):
+    root, _ = reference
+    for cpus in (1, 2):
+        res = run_bear("+preset=smoke", f"ray.num_cpus={cpus}", f"sink.root={tmp_path / str(cpus)}", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert lake_files(tmp_path / str(cpus)) == lake_files(root), cpus
+
+
+def _assert_same_lake(root: Path, reference_root: Path) -> None:
+    assert lake_files(root) == lake_files(reference_root)
+    assert lake_manifests(root) == lake_manifests(reference_root)
+    success = sorted(str(p.parent.relative_to(root)) for p in root.rglob("_SUCCESS"))
+    assert success == sorted(str(p.parent.relative_to(reference_root)) for p in reference_root.rglob("_SUCCESS"))
+
+
+@pytest.mark.parametrize("moment", ["between_manifests_and_checkpoint", "between_files_and_manifests",
+                                    "while_chunks_run"])
+def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, moment):
+    ref_root, _ = reference
+    lake = tmp_path / "lake"
+    args = ["+preset=smoke", f"sink.root={lake}"]
+    if moment == "between_manifests_and_checkpoint":
+        env = {"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-01-25"}
+        res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path, env=env)
+        assert res.returncode == -signal.SIGKILL
+        ck = json.loads((lake / "_bear" / "checkpoint.json").read_text())
+        assert ck["committed_chunks"] == 2  # chunk 2's manifests are written, its checkpoint is not
+        assert (lake / "orders" / "ingest_dt=2020-01-25" / "_MANIFEST.json").exists()
+    elif moment == "between_files_and_manifests":
+        wait = lake / "orders" / "ingest_dt=2020-02-15" / "part-00000.parquet"
+        env = {"BEAR_TEST_WAIT_FILE": str(wait)}
+        res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_when_file_exists]", cwd=tmp_path, env=env)
+        assert res.returncode == -signal.SIGKILL
+        assert wait.exists() and not (wait.parent / "_MANIFEST.json").exists()
+        assert not (lake / "_bear" / "checkpoint.json").exists()
+    else:
+        proc = subprocess.Popen([BEAR, *args], cwd=tmp_path, env={**os.environ, "PYTHONPATH": TESTS},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while not list(lake.glob("shopping_carts/*/part-*.parquet")) and time.time() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    status = run_bear("status", *args, cwd=tmp_path)
+    assert status.returncode == 0 and str(lake) in status.stdout
+    res = run_bear(*args, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    _assert_same_lake(lake, ref_root)
+
+
+def _chunk_worker_pids() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"ray::_chunk_task" in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_worker_killed_mid_chunk_is_retried_and_the_lake_is_identical(ray_local, tmp_path):
+    overrides = ("generator.customers=30000", "run.chunk_days=20")
+    expected = tmp_path / "expected"
+    backfill(compose_cfg(f"sink.root={expected}", *overrides))
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set() and not killed:
+            for pid in _chunk_worker_pids():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                break
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    lake = tmp_path / "lake"
+    try:
+        backfill(compose_cfg(f"sink.root={lake}", *overrides))
+    finally:
+        stop.set()
+        thread.join()
+    assert killed, "no chunk worker was caught running"
+    _assert_same_lake(lake, expected)
+
+
+BAD = [
+    ("run.end=2019-01-01", "run.end"),
+    ("run.start=2020-13-01", "run.start"),
+    ("run.chunk_days=0", "run.chunk_days"),
+    ("run.chunk_days=abc", "run.chunk_days"),
+    ("generator.customer.guest_share=1.5", "generator.customer.guest_share"),
+    ("generator.orders.channel_mix.Web=0.9", "generator.orders.channel_mix"),
+    ("mess=extreme", "mess"),
+    ("sink=gcs", "sink.bucket"),
+    ("nonsense=1", "nonsense"),
+    ("generator.carts.lines.Gold=[9,3]", "generator.carts.lines.Gold"),
+]
+
+
+@pytest.mark.parametrize(("override", "key"), BAD)
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, override, key):
+    res = run_bear("+preset=smoke", override, cwd=tmp_path, timeout=60)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in res.stderr, res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_and_status_on_fresh_and_half_finished_lakes(tmp_path):
+    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
+    plan = run_bear("plan", *args, cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "2020-01-01..2020-01-10" in plan.stdout and "total" in plan.stdout and "nothing written" in plan.stdout
+    assert list(tmp_path.iterdir()) == []
+    status = run_bear("status", *args, cwd=tmp_path)
+    assert "no bear run" in status.stdout
+    env = {"BEAR_TEST_KILL_PARTITION": "returns/ingest_dt=2020-01-31"}
+    run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path, env=env)
+    status = run_bear("status", *args, cwd=tmp_path)
+    assert "in progress" in status.stdout and "committed 3/6" in status.stdout, status.stdout
+    assert "2020-01-30" in status.stdout
+    assert run_bear(*args, cwd=tmp_path).returncode == 0
+    status = run_bear("status", *args, cwd=tmp_path)
+    assert "complete" in status.stdout and "committed 6/6" in status.stdout
+
+
+def test_changed_config_refuses_then_restart_starts_over(reference, tmp_path, ray_local):
+    lake = tmp_path / "lake"
+    backfill(compose_cfg(f"sink.root={lake}", "run.end=2020-01-15"))
+    with pytest.raises(RunError) as err:
+        backfill(compose_cfg(f"sink.root={lake}", "run.end=2020-01-15", "run.seed=7"))
+    assert "run.seed: 42 -> 7" in str(err.value) and err.value.exit_code == 2
+    backfill(compose_cfg(f"sink.root={lake}", "run.end=2020-01-15", "run.seed=7", "run.restart=true"))
+    manifest = json.loads(next(lake.rglob("_MANIFEST.json")).read_text())
+    assert manifest["seed"] == 7
+
+
+def test_hook_sees_every_partition_exactly_once_across_resume(tmp_path):
+    record = tmp_path / "calls.txt"
+    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
+    env = {"BEAR_TEST_KILL_PARTITION": "cart_items/ingest_dt=2020-02-05", "BEAR_TEST_RECORD": str(record)}
+    res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition,kill_hooks:record]", cwd=tmp_path,
+                   env=env)
+    assert res.returncode == -signal.SIGKILL
+    res = run_bear(*args, "hooks.post_export=[kill_hooks:record]", cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    calls = [line.split()[0] for line in record.read_text().splitlines()]
+    partitions = sorted(str(p.parent.relative_to(tmp_path / "lake")) for p in (tmp_path / "lake").rglob("_SUCCESS"))
+    assert sorted(calls) == partitions  # every partition exactly once, across the crash
+
+
+def test_failing_hook_stops_before_the_checkpoint_moves(tmp_path):
+    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
+    res = run_bear(*args, "hooks.post_export=[kill_hooks:fail_on_february]", cwd=tmp_path)
+    assert res.returncode == 1
+    assert "kill_hooks:fail_on_february failed on" in res.stderr and "Traceback" not in res.stderr
+    ck = json.loads((tmp_path / "lake" / "_bear" / "checkpoint.json").read_text())
+    assert ck["last_committed_date"] == "2020-01-30"  # chunk 3 (01-31..02-09) holds the first February day
