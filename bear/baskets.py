@@ -14,6 +14,7 @@ import numpy as np
 
 from bear.lookups import Customers, Products
 from bear.model import DAY_S, Model
+from bear.rng import Key
 from bear.visits import Visits
 
 
@@ -25,24 +26,21 @@ class Lines:
     qty: np.ndarray
     gross_c: np.ndarray
     discount_c: np.ndarray
+    key: Key  # per line: hash of (visit key, line number)
 
 
 @dataclass
 class Window:
-    """A window's carts in canonical order (time, then customer), with their order facts."""
+    """A window's carts (see build_window for their order), with their order facts."""
 
     visits: Visits
     n_lines: np.ndarray
-    order_seconds: np.ndarray  # for converted carts; same day as the cart
+    order_seconds: np.ndarray  # for converted carts (0 elsewhere); same day as the cart
     lines: Lines  # every line of every cart, or of the converted carts only
     cart_gross_c: np.ndarray  # per cart, sum of its lines (0 where lines were not built)
     cart_discount_c: np.ndarray
     cart_qty: np.ndarray
-
-
-def segment_runs(owner: np.ndarray, n_groups: int) -> np.ndarray:
-    """Start offset of each group's run in an owner-sorted array (length n_groups + 1)."""
-    return np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n_groups))])
+    key: Key  # per cart: hash of (customer, visit), what every cart-level draw is keyed by
 
 
 def line_positions(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,67 +50,120 @@ def line_positions(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.arange(owner.size) - starts[owner]
 
 
-def line_counts(model: Model, cust: Customers, c: np.ndarray, v: np.ndarray) -> np.ndarray:
+def line_counts(model: Model, cust: Customers, c: np.ndarray, key: Key) -> np.ndarray:
+    """Lines in each cart of customers `c`, drawn from the carts' visit keys."""
     t = cust.tier[c]
-    return model.rng.integers("cart/lines", model.lines_lo[t], model.lines_hi[t], c, v)
+    return model.rng.integers("cart/lines", model.lines_lo[t], model.lines_hi[t], key)
 
 
-def line_quantities(model: Model, cust: Customers, c: np.ndarray, v: np.ndarray, j: np.ndarray) -> np.ndarray:
+def line_quantities(model: Model, cust: Customers, c: np.ndarray, key: Key) -> np.ndarray:
+    """Quantity of each line of customers `c`, drawn from the lines' keys."""
     t = cust.tier[c]
-    return model.rng.integers("line/qty", model.qty_lo[t], model.qty_hi[t], c, v, j)
+    return model.rng.integers("line/qty", model.qty_lo[t], model.qty_hi[t], key)
 
 
-def build_lines(model: Model, cust: Customers, products: Products, c: np.ndarray, v: np.ndarray,
+def _dedupe(owner: np.ndarray, product: np.ndarray, n_prod: int, n_carts: int) -> None:
+    """Bump the later of two equal products in a cart to the next product until a cart's products are distinct.
+
+    `owner` is sorted and lines keep their order inside a cart, so a stable sort on (owner, product)
+    finds duplicates; after the first pass only carts that changed are looked at again.
+    """
+    sub = None  # every line
+    while True:
+        o = owner if sub is None else owner[sub]
+        key = o * n_prod + (product if sub is None else product[sub])
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        dup = np.flatnonzero(sk[1:] == sk[:-1]) + 1
+        if not dup.size:
+            return
+        bump = order[dup] if sub is None else sub[order[dup]]
+        product[bump] = (product[bump] + 1) % n_prod
+        touched = np.zeros(n_carts, dtype=bool)
+        touched[owner[bump]] = True
+        sub = np.flatnonzero(touched[o]) if sub is None else sub[touched[o]]
+
+
+def build_lines(model: Model, cust: Customers, products: Products, c: np.ndarray, key: Key,
                 n: np.ndarray) -> Lines:
-    """Lines of carts (c, v) with n lines each; a product appears at most once per cart."""
+    """Lines of the carts of customers `c` with visit keys `key` and n lines each; a product appears once per cart."""
     rng = model.rng
     owner, j = line_positions(n)
-    lc, lv = c[owner], v[owner]
+    lc = c[owner]
+    lk = rng.key(key[owner], j)
     n_prod = len(products)
     n_cat = model.cat_cum.shape[1]
-    cat = rng.choice("line/category", model.cat_cum, lc, lv, j, rows=cust.channel[lc])
+    cat = rng.choice("line/category", model.cat_cum, lk, rows=cust.channel[lc])
     per_cat = (n_prod - cat + n_cat - 1) // n_cat
-    product = cat + n_cat * rng.integers("line/product", 0, per_cat - 1, lc, lv, j)
-    while True:
-        order = np.lexsort((product, owner))
-        po, pp = owner[order], product[order]
-        dup = (po[1:] == po[:-1]) & (pp[1:] == pp[:-1])
-        if not dup.any():
-            break
-        bump = order[1:][dup]
-        product[bump] = (product[bump] + 1) % n_prod
-    qty = line_quantities(model, cust, lc, lv, j)
+    product = cat + n_cat * rng.integers("line/product", 0, per_cat - 1, lk)
+    _dedupe(owner, product, n_prod, len(n))
+    qty = line_quantities(model, cust, lc, lk)
     gross = qty * products.price_c[product]
     o = model.cfg.generator.orders
-    discounted = rng.uniform("line/discounted", lc, lv, j) < o.discount_share
-    pct = rng.between("line/discount_pct", o.discount_pct[0], o.discount_pct[1], lc, lv, j)
+    discounted = rng.uniform("line/discounted", lk) < o.discount_share
+    pct = rng.between("line/discount_pct", o.discount_pct[0], o.discount_pct[1], lk)
     discount = np.where(discounted, np.round(gross * pct), 0).astype(np.int64)
-    return Lines(owner, j, product, qty, gross, discount)
+    return Lines(owner, j, product, qty, gross, discount, lk)
 
 
-def order_seconds(model: Model, c: np.ndarray, v: np.ndarray, created: np.ndarray) -> np.ndarray:
+def order_seconds(model: Model, key: Key, created: np.ndarray) -> np.ndarray:
     """Checkout a few minutes after the cart was created, never past its day (partition = cart's)."""
     lo, hi = model.cfg.generator.carts.session_minutes
-    delay = model.rng.integers("order/delay", lo * 60, hi * 60, c, v)
+    delay = model.rng.integers("order/delay", lo * 60, hi * 60, key)
     day_end = (created // DAY_S + 1) * DAY_S - 1
     return np.minimum(created + delay, day_end)
 
 
+def lex_order(*keys: np.ndarray) -> np.ndarray:
+    """Stable argsort by `keys`, the first the primary one (np.lexsort's order, keys reversed).
+
+    Non-negative integer keys that fit in 62 bits together are packed into one int64, which
+    sorts several times faster than a multi-key lexsort and gives the same order.
+    """
+    if not len(keys[0]):
+        return np.array([], dtype=np.int64)
+    bits = [int(k.max()).bit_length() for k in keys]
+    if sum(bits) > 62 or min(int(k.min()) for k in keys) < 0:
+        return np.lexsort(keys[::-1])
+    packed = np.zeros(len(keys[0]), dtype=np.int64)
+    for k, b in zip(keys, bits, strict=True):
+        packed <<= b
+        packed |= k
+    return np.argsort(packed, kind="stable")
+
+
+def canonical_order(visits: Visits) -> np.ndarray:
+    """Visit order by (time, customer): IDs are handed out in this order, so they rise with time."""
+    return lex_order(visits.seconds, visits.cust)
+
+
 def build_window(model: Model, cust: Customers, products: Products, visits: Visits, all_lines: bool) -> Window:
-    """Sort visits canonically and price their carts; `all_lines=False` prices converted carts only."""
-    order = np.lexsort((visits.cust, visits.seconds))
-    vs = Visits(*(getattr(visits, f)[order] for f in ("cust", "vidx", "seconds", "react", "converted")))
-    n = line_counts(model, cust, vs.cust, vs.vidx)
-    built = np.ones(len(n), dtype=bool) if all_lines else vs.converted
-    idx = np.flatnonzero(built)
-    lines = build_lines(model, cust, products, vs.cust[idx], vs.vidx[idx], n[idx])
-    lines.owner = idx[lines.owner]
+    """Price a window's carts: every line, with the carts in canonical order (what a chunk writes), or with
+    `all_lines=False` only the converted carts' lines, in the visits' own order (the planner's skeleton pass,
+    which needs counts and order totals, and puts only the orders in ID order)."""
+    vs = visits.take(canonical_order(visits)) if all_lines else visits
+    key = model.rng.key(vs.cust, vs.vidx)
+    n = line_counts(model, cust, vs.cust, key)
+    conv = np.flatnonzero(vs.converted)
+    if all_lines:
+        lines = build_lines(model, cust, products, vs.cust, key, n)
+    else:
+        lines = build_lines(model, cust, products, vs.cust[conv], key[conv], n[conv])
+        lines.owner = conv[lines.owner]
     k = len(n)
     gross = np.bincount(lines.owner, weights=lines.gross_c, minlength=k).astype(np.int64)
     disc = np.bincount(lines.owner, weights=lines.discount_c, minlength=k).astype(np.int64)
     qty = np.bincount(lines.owner, weights=lines.qty, minlength=k).astype(np.int64)
-    osec = order_seconds(model, vs.cust, vs.vidx, vs.seconds)
-    return Window(vs, n, osec, lines, gross, disc, qty)
+    osec = np.zeros(k, dtype=np.int64)
+    osec[conv] = order_seconds(model, key[conv], vs.seconds[conv])
+    return Window(vs, n, osec, lines, gross, disc, qty, key)
+
+
+def orders_in_order(win: Window) -> np.ndarray:
+    """Positions of the converted carts in order-ID order: by order time, customer, visit."""
+    vs = win.visits
+    conv = np.flatnonzero(vs.converted)
+    return conv[lex_order(win.order_seconds[conv], vs.cust[conv], vs.vidx[conv])]
 
 
 def add_spend(state_spend_c: np.ndarray, window: Window) -> None:

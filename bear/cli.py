@@ -112,6 +112,16 @@ def _precheck(overrides: list[str]) -> None:
     _to_config(dcfg)
 
 
+def _print_config(overrides: list[str]) -> None:
+    """`--cfg job`: the composed config as YAML, with credentials masked (Hydra's own printer would show them)."""
+    from bear.state import redacted
+
+    _precheck(overrides)
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        dcfg = compose(config_name="config", overrides=overrides)
+    print(OmegaConf.to_yaml(redacted(_to_config(dcfg))), end="")
+
+
 def main() -> None:
     register()
     argv = sys.argv[1:]
@@ -119,7 +129,13 @@ def main() -> None:
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)
     argv = ["verify.json=true" if a == "--json" else a for a in argv]
-    overrides = [f"command={command}", *argv]
+    for flag in ("--cfg", "-c"):
+        i = argv.index(flag) if flag in argv else -1
+        if i >= 0 and argv[i + 1:i + 2] in (["job"], ["all"]):
+            _print_config([*argv[:i], *argv[i + 2:], f"command={command}"])
+            return
+    # The command goes last: Hydra's argparse wants flags (--multirun, --cfg job) before the overrides.
+    overrides = [*argv, f"command={command}"]
     _precheck(overrides)
     sys.argv = [sys.argv[0], *overrides]
     hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(_task)()

@@ -6,6 +6,7 @@ import logging
 import sys
 
 from bear.config import BearConfig
+from bear.report import REPORT_HTML, summary_table
 from bear.sink import open_sink
 from bear.state import CHECKPOINT, PLAN, read_json
 
@@ -20,9 +21,15 @@ def _out(line: str = "") -> None:
 def cmd_run(cfg: BearConfig, base_dir: str | None) -> int:
     from bear.runner import backfill
 
-    report = backfill(cfg, base_dir)
-    _out(f"bear: wrote {report['total_rows']:,} rows ({report['total_bytes'] / 2**20:,.1f} MiB) to "
-         f"{report['lake']} in {report['wall_seconds']:.1f}s ({report['rows_per_second']:,} rows/s)")
+    doc = backfill(cfg, base_dir)
+    if doc.get("dry_run"):
+        from bear.dryrun import format_dry_run
+
+        for line in format_dry_run(doc):
+            _out(line)
+        return 0
+    _out(summary_table(doc))
+    _out(f"report: {doc['lake']}/{REPORT_HTML}")
     return 0
 
 

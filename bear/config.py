@@ -207,10 +207,15 @@ class SinkConfig:
     bucket: str | None = None
     prefix: str = "ecom/raw"
     token: str = "google_default"
+    # GCS endpoint URL (an emulator); default: STORAGE_EMULATOR_HOST if set, else Google's.
+    endpoint: str | None = None
     dry_run: bool = False
+    # Attempts per GCS call (transient failures only), exponential backoff with jitter between them.
     max_attempts: int = 6
     backoff_base_s: float = 0.5
     backoff_max_s: float = 20.0
+    # Seconds a GCS request may wait to connect or for the next byte of the answer before it is retried.
+    timeout_s: float = 60.0
 
 
 @dataclass
@@ -405,6 +410,9 @@ def validate(cfg: DictConfig | BearConfig) -> None:
     if s.kind == "local" and not s.root:
         raise ConfigError("sink.root", "must be a directory path")
     _check_positive("sink.max_attempts", s.max_attempts)
+    _check_positive("sink.backoff_base_s", s.backoff_base_s, minimum=0)
+    _check_positive("sink.backoff_max_s", s.backoff_max_s, minimum=0)
+    _check_positive("sink.timeout_s", s.timeout_s, minimum=0.01)
     if c.ray.kind not in ("local", "cluster"):
         raise ConfigError("ray", "must be one of local, cluster", c.ray.kind)
     if c.ray.num_cpus is not None:

@@ -20,7 +20,8 @@ from bear.tables import chunk_tables
 
 def _table(name: str, cols: dict[str, pa.Array]) -> pa.Table:
     fields = [f for f in SCHEMAS[name] if f.name in cols]
-    return pa.Table.from_arrays([cols[f.name] for f in fields], schema=pa.schema(fields))
+    # label columns come as dictionary arrays (bear.text.labels); the in-memory tables carry the plain types
+    return pa.Table.from_arrays([cols[f.name].cast(f.type) for f in fields], schema=pa.schema(fields))
 
 
 def generate(cfg: BearConfig, mess: bool = True) -> tuple[dict[str, pa.Table], dict[str, list[Ledger]]]:

@@ -64,15 +64,14 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
     names = {d: day_partition(d) for d in days}
     ingest = {d: ingestion_seconds(d) for d in days}
     stats: list[PartitionStat] = []
-    mess_s = 0.0
+    seconds = {"generate": t1 - t0, "mess": 0.0, "encode": 0.0, "write": 0.0}
     for table, rows in tables.items():
         m0 = time.perf_counter()
         ledger = apply_mess(ctx.model, table, rows.cols, rows.key, rows.event_s, rows.related)
-        mess_s += time.perf_counter() - m0
+        seconds["mess"] += time.perf_counter() - m0
         stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
-                                  rows.event_s // DAY_S, names, ingest)
-    t2 = time.perf_counter()
-    return JobResult(chunk.index, stats, {"generate": t1 - t0, "mess": mess_s, "write": t2 - t1 - mess_s}, *_where())
+                                  rows.event_s // DAY_S, names, ingest, seconds)
+    return JobResult(chunk.index, stats, seconds, *_where())
 
 
 def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:

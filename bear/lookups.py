@@ -142,8 +142,7 @@ def build_customers(model: Model) -> Customers:
 
 def tier_names(tier: np.ndarray) -> pa.Array:
     """Loyalty tier labels; customers without a tier (and guests) get null."""
-    arr = text.pick(SEGMENT_TIERS, tier)
-    return pc.if_else(pa.array(tier >= NO_TIER), pa.nulls(len(tier), pa.string()), arr)
+    return text.labels(SEGMENT_TIERS, tier, mask=tier >= NO_TIER)
 
 
 def address(model: Model, stream: str, i: np.ndarray) -> pa.Array:
@@ -214,11 +213,11 @@ def customer_columns(model: Model, lk: Lookups, final_spend_c: np.ndarray) -> di
         "email": lk.email,
         "phone": lk.phone,
         "signup_date": signup,
-        "gender": text.pick(GENDERS, rng.choice("customer/gender", cumulative([0.49, 0.48, 0.03]), i)),
+        "gender": text.labels(GENDERS, rng.choice("customer/gender", cumulative([0.49, 0.48, 0.03]), i)),
         "age": pa.array(rng.integers("customer/age", 18, 80, i).astype(np.int16)),
         "is_guest": pa.array(guest),
-        "customer_status": text.pick(STATUSES, rng.choice("customer/status", cumulative([0.85, 0.12, 0.03]), i)),
-        "signup_channel": text.pick(CHANNELS, cust.channel),
+        "customer_status": text.labels(STATUSES, rng.choice("customer/status", cumulative([0.85, 0.12, 0.03]), i)),
+        "signup_channel": text.labels(CHANNELS, cust.channel),
         "loyalty_tier": tier_names(current_tier),
         "initial_loyalty_tier": tier_names(cust.tier),
         "email_verified": pa.array(~guest & (rng.uniform("customer/verified", i) < 0.85)),
@@ -228,7 +227,7 @@ def customer_columns(model: Model, lk: Lookups, final_spend_c: np.ndarray) -> di
         "loyalty_enrollment_date": pa.array(
             np.where(enrolled, enrol_day, 0).astype("datetime64[D]"), mask=~enrolled
         ),
-        "clv_bucket": text.pick(CLV_BUCKETS, np.maximum(clv, 0)),
+        "clv_bucket": text.labels(CLV_BUCKETS, np.maximum(clv, 0)),
     }
 
 

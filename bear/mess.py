@@ -37,9 +37,9 @@ STYLES = ("leading_space", "trailing_space", "upper", "lower", "title")
 Ledger = dict[str, dict[str, np.ndarray]]
 
 
-def _style(values: pa.Array, kind: np.ndarray) -> pa.Array:
-    """Apply style `kind` (index into STYLES) to each value."""
-    out = values
+def _styled_vocabulary(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """`values` followed by each style's variant of them (STYLES order), and whether a variant differs
+    from its value ([style, value]): lower-casing "open" is no mess and is not counted."""
     variants = (
         pc.binary_join_element_wise(pa.scalar(" "), values, ""),
         pc.binary_join_element_wise(values, pa.scalar(" "), ""),
@@ -47,18 +47,35 @@ def _style(values: pa.Array, kind: np.ndarray) -> pa.Array:
         pc.utf8_lower(values),
         pc.utf8_title(values),
     )
-    for k, variant in enumerate(variants):
-        out = pc.if_else(pa.array(kind == k), variant, out)
-    return out
+    differs = np.stack([pc.fill_null(pc.not_equal(v, values), False).to_numpy(zero_copy_only=False)
+                        for v in variants])
+    return pa.concat_arrays([values, *variants]), differs
 
 
-def _replace(arr: pa.Array, mask: np.ndarray, new_values: pa.Array) -> pa.Array:
-    return pc.replace_with_mask(arr, pa.array(mask), new_values.cast(arr.type))
+def _codes(arr: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A dictionary array's codes (0 under nulls) and its null mask (None without nulls)."""
+    if not arr.null_count:
+        return arr.indices.to_numpy(), None
+    return (pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False),
+            arr.is_null().to_numpy(zero_copy_only=False))
+
+
+def _recode(codes: np.ndarray, dictionary: pa.Array, null: np.ndarray | None) -> pa.DictionaryArray:
+    mask = null if null is not None and null.any() else None
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False), mask=mask), dictionary)
+
+
+def _as_dictionary(arr: pa.Array) -> pa.DictionaryArray:
+    return arr if pa.types.is_dictionary(arr.type) else arr.dictionary_encode()
 
 
 def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndarray,
                event_s: np.ndarray, related: dict | None = None) -> Ledger:
-    """Mess `cols` in place; returns what was done. `related` carries return-item categories for reasons."""
+    """Mess `cols` in place; returns what was done. `related` carries return-item categories for reasons.
+
+    Text columns are (or become) dictionary arrays: a styled value is a code pointing at a
+    styled copy of the vocabulary, so mess costs a few integer operations per row.
+    """
     m: MessConfig = model.cfg.mess
     ledger: Ledger = {}
     if m.level == "none":
@@ -71,17 +88,23 @@ def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndar
     for col in STYLE_COLUMNS.get(table, ()):
         hit = rng.uniform(f"mess/style/{table}/{col}", key) < m.style_rate
         kind = rng.integers(f"mess/style_kind/{table}/{col}", 0, len(STYLES) - 1, key)
-        idx = np.flatnonzero(hit)
-        before = cols[col].take(pa.array(idx))
-        after = _style(before, kind[idx])
-        cols[col] = _replace(cols[col], hit, after)
-        changed = np.zeros(hit.size, dtype=bool)  # lower-casing "open" is no mess: count only real changes
-        changed[idx] = pc.fill_null(pc.not_equal(before, after), False).to_numpy(zero_copy_only=False)
+        arr = _as_dictionary(cols[col])
+        codes, null = _codes(arr)
+        vocabulary, differs = _styled_vocabulary(arr.dictionary)
+        cols[col] = _recode(np.where(hit, codes + (kind + 1) * len(arr.dictionary), codes), vocabulary, null)
+        changed = hit & differs[kind, codes]
+        if null is not None:
+            changed &= ~null
         ledger.setdefault(col, {})["whitespace"] = changed & (kind <= 1)
         ledger[col]["casing"] = changed & (kind >= 2)
     for col in NULL_COLUMNS.get(table, ()):
         hit = rng.uniform(f"mess/null/{table}/{col}", key) < m.null_rate
-        cols[col] = pc.if_else(pa.array(hit), pa.nulls(len(hit), cols[col].type), cols[col])
+        arr = cols[col]
+        if pa.types.is_dictionary(arr.type):
+            codes, null = _codes(arr)
+            cols[col] = _recode(codes, arr.dictionary, hit if null is None else hit | null)
+        else:
+            cols[col] = pc.if_else(pa.array(hit), pa.nulls(len(hit), arr.type), arr)
         ledger.setdefault(col, {})["null"] = hit
     return ledger
 
@@ -111,6 +134,9 @@ def _redraw_reasons(model: Model, cols: dict[str, pa.Array], key: np.ndarray, re
     biased = rng.uniform("mess/redraw_bias", key) < m.reason_bias
     random_reason = rng.integers("mess/redraw_reason", 0, len(RETURN_REASONS) - 1, key)
     new = np.where(biased, typical[related["first_category"]], random_reason)
-    reasons = pa.array(list(RETURN_REASONS)).take(pa.array(new))
-    cols["reason"] = pc.if_else(pa.array(hit), reasons, cols["reason"])
+    arr = cols["reason"]
+    if arr.dictionary.to_pylist() != list(RETURN_REASONS):
+        raise ValueError("returns.reason must be coded over RETURN_REASONS (bear.text.labels)")
+    codes, null = _codes(arr)
+    cols["reason"] = _recode(np.where(hit, new, codes), arr.dictionary, null)
     return hit

@@ -81,6 +81,11 @@ class Model:
         return m
 
     def _compile(self) -> None:
+        step = float(self.cal_f.min())  # seasonality factors are positive (validated)
+        self._w_ext = np.append(self.cal_w, np.inf)
+        self._grid_inv = 1.0 / step
+        grid = np.arange(int(self.cal_w[-1] / step) + 2) * step
+        self._grid_day = np.searchsorted(self.cal_w, grid, side="right") - 1
         g = self.cfg.generator
         v, ca, o, r = g.visits, g.carts, g.orders, g.returns
         self.repeat = _seg_table(v.repeat_visits)
@@ -118,6 +123,7 @@ class Model:
         self.return_channel_cum = cumulative(r.channel_mix.values())
         self.refund_methods = tuple(r.refund_method_mix)
         self.refund_method_cum = cumulative(r.refund_method_mix.values())
+        self.agent_ids = ("ONLINE", *(f"CSR-{i:04d}" for i in range(1, o.agents + 1)))
 
     # -- calendar ---------------------------------------------------------------------
     def activity_of(self, seconds: np.ndarray) -> np.ndarray:
@@ -126,9 +132,22 @@ class Model:
         d = np.clip(np.floor(days).astype(np.int64), 0, len(self.cal_f) - 1)
         return self.cal_w[d] + self.cal_f[d] * (days - d)
 
+    def _day_index(self, activity: np.ndarray) -> np.ndarray:
+        """searchsorted(cal_w, activity, "right") - 1, by grid lookup: a day spans at least `step` of activity,
+        so the day holding a is the one holding floor(a / step) * step or a neighbour; the rare row the
+        lookup misses (float edges) falls back to the binary search."""
+        w = self._w_ext
+        d = self._grid_day[np.clip((activity * self._grid_inv).astype(np.int64), 0, len(self._grid_day) - 1)]
+        d -= activity < w[d]
+        d += activity >= w[d + 1]
+        bad = np.flatnonzero((d < 0) | (w[np.maximum(d, 0)] > activity) | (activity >= w[d + 1]))
+        if bad.size:
+            d[bad] = np.searchsorted(self.cal_w, activity[bad], side="right") - 1
+        return d
+
     def seconds_of(self, activity: np.ndarray) -> np.ndarray:
         """Activity time -> calendar unix seconds; past the run's end -> int64 max."""
-        d = np.searchsorted(self.cal_w, activity, side="right") - 1
+        d = self._day_index(activity)
         inside = d < len(self.cal_f)
         dc = np.minimum(d, len(self.cal_f) - 1)
         frac = (activity - self.cal_w[dc]) / self.cal_f[dc]

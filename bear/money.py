@@ -21,7 +21,7 @@ def decimal_array(cents: np.ndarray, mask: np.ndarray | None = None) -> pa.Array
     validity = None
     if mask is not None and mask.any():
         validity = pa.array(~mask).buffers()[1]
-    return pa.Array.from_buffers(MONEY, len(c), [validity, pa.py_buffer(words.tobytes())])
+    return pa.Array.from_buffers(MONEY, len(c), [validity, pa.py_buffer(words)])
 
 
 def cents_of(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -1,10 +1,11 @@
 """The planner's skeleton pass: chunks, exact row counts and contiguous ID blocks.
 
 One sequential walk over the calendar carries every customer's visit state and spend
-from chunk to chunk without building a single string. For each chunk it yields the state
-the chunk starts from, the first ID of each family, and the returns (from this or earlier
-chunks' orders) dated inside it, which is everything a worker needs to generate the
-chunk on its own, in any order, any number of times.
+from chunk to chunk without building a single string. For each chunk it yields the
+chunk's visits, what its buyers had spent before it, the first ID of each family, and the
+returns (from this or earlier chunks' orders) dated inside it, which is everything a
+worker needs to generate the chunk on its own, in any order, any number of times. A
+chunk's work is a few MB whatever the number of customers or the length of the run.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bear.baskets import add_spend, build_window
+from bear.baskets import add_spend, build_window, orders_in_order
 from bear.lookups import Customers, Products
 from bear.model import DAY_S, Model, day_to_date
 from bear.returns import plan_returns
-from bear.visits import VisitState, advance, initial_state
+from bear.visits import Visits, VisitState, advance, initial_state
 
 ID_FAMILIES = ("carts", "cart_items", "orders", "returns", "return_items")
 
@@ -76,20 +77,28 @@ class ChunkPlan:
     first_ids: dict[str, int]
     counts: dict[str, int]  # ID-family sizes of the chunk's block (returns: of its orders)
     rows: dict[str, int]  # rows the chunk writes (returns: dated inside it)
+    # The same rows per day of the chunk (index 0 = start_day): which partitions get data files (dry run).
+    day_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 @dataclass
 class ChunkWork:
     plan: ChunkPlan
-    state: VisitState
+    visits: Visits = field(repr=False)  # the chunk's carts, in no particular order
+    buyers: np.ndarray = field(repr=False)  # sorted customers who order in the chunk
+    buyer_spend_c: np.ndarray = field(repr=False)  # their cumulative net spend before the chunk
     due: ReturnsDue = field(repr=False)
+
+
+WARM_UP_DAYS = 90  # history before the run is walked in windows this long, so memory stays bounded
 
 
 def warm_up(model: Model, cust: Customers, products: Products) -> VisitState:
     """State at the run's start: visits before it happened, but only their spend is kept."""
     state = initial_state(model, cust)
-    visits = advance(model, cust, state, model.start_day - 1)
-    add_spend(state.spend_c, build_window(model, cust, products, visits, all_lines=False))
+    for end in range(model.cal_day0 + WARM_UP_DAYS - 1, model.start_day - 1 + WARM_UP_DAYS, WARM_UP_DAYS):
+        visits = advance(model, state, min(end, model.start_day - 1))
+        add_spend(state.spend_c, build_window(model, cust, products, visits, all_lines=False))
     return state
 
 
@@ -100,14 +109,16 @@ def walk(model: Model, cust: Customers, products: Products, chunks: list[Chunk],
     next_id = dict.fromkeys(ID_FAMILIES, 1)
     pending = ReturnsDue.empty()
     for chunk in chunks:
-        start_state = state.copy()
-        visits = advance(model, cust, state, chunk.end_day)
+        visits = advance(model, state, chunk.end_day)
+        bought = np.zeros(len(cust), dtype=bool)
+        bought[visits.cust[visits.converted]] = True
+        buyers = np.flatnonzero(bought)
+        buyer_spend_c = state.spend_c[buyers]
         win = build_window(model, cust, products, visits, all_lines=False)
         add_spend(state.spend_c, win)
         vs = win.visits
-        conv = np.flatnonzero(vs.converted)
-        conv = conv[np.lexsort((vs.vidx[conv], vs.cust[conv], win.order_seconds[conv]))]
-        rp = plan_returns(model, cust, vs.cust[conv], vs.vidx[conv], win.n_lines[conv], win.order_seconds[conv])
+        conv = orders_in_order(win)
+        rp = plan_returns(model, cust, vs.cust[conv], win.key[conv], win.n_lines[conv], win.order_seconds[conv])
         n_items = np.bincount(rp.item_ret, minlength=len(rp.order))
         counts = {
             "carts": len(vs.cust),
@@ -136,6 +147,15 @@ def walk(model: Model, cust: Customers, products: Products, chunks: list[Chunk],
         now = pending.seconds < (chunk.end_day + 1) * DAY_S
         due, pending = pending.take(np.flatnonzero(now)), pending.take(np.flatnonzero(~now))
         rows = dict(counts, returns=len(due), return_items=int(due.n_items.sum()))
-        yield ChunkWork(ChunkPlan(chunk, first, counts, rows), start_state, due)
+        n_days = chunk.end_day - chunk.start_day + 1
+        cart_day, order_day = vs.seconds // DAY_S - chunk.start_day, win.order_seconds[conv] // DAY_S - chunk.start_day
+        return_day = due.seconds // DAY_S - chunk.start_day
+        day_rows = {
+            fam: np.bincount(day, weights, minlength=n_days).astype(np.int64)
+            for fam, day, weights in (("carts", cart_day, None), ("cart_items", cart_day, win.n_lines),
+                                      ("orders", order_day, None), ("order_items", order_day, win.n_lines[conv]),
+                                      ("returns", return_day, None), ("return_items", return_day, due.n_items))
+        }
+        yield ChunkWork(ChunkPlan(chunk, first, counts, rows, day_rows), visits, buyers, buyer_spend_c, due)
     if final is not None:
         final.append(state)

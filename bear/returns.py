@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bear.baskets import line_positions, line_quantities
+from bear.baskets import lex_order, line_positions, line_quantities
 from bear.lookups import Customers
 from bear.model import DAY_S, Model
+from bear.rng import Key
 
 
 @dataclass
@@ -29,37 +30,45 @@ class ReturnPlan:
 
 
 def _at_least_one(chosen: np.ndarray, eligible: np.ndarray, u: np.ndarray, owner: np.ndarray, k: int) -> np.ndarray:
-    """Where a group has eligible lines but none chosen, choose its eligible line with the smallest u."""
-    score = np.where(eligible, u, np.inf)
-    order = np.lexsort((score, owner))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = owner[order][1:] != owner[order][:-1]
-    best = order[first & np.isfinite(score[order])]
-    has = np.bincount(owner[chosen], minlength=k) > 0
+    """Where a group has eligible lines but none chosen, choose its eligible line with the smallest u.
+
+    `owner` is sorted (a group's lines are consecutive), so group minima need no sort.
+    """
     out = chosen.copy()
+    if not owner.size:
+        return out
+    score = np.where(eligible, u, np.inf)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    run = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, owner.size]))
+    low = np.minimum.reduceat(score, starts)
+    cand = np.flatnonzero((score == low[run]) & np.isfinite(score))
+    first = np.ones(cand.size, dtype=bool)
+    first[1:] = run[cand][1:] != run[cand][:-1]
+    best = cand[first]  # the first minimum of each group
+    has = np.bincount(owner[chosen], minlength=k) > 0
     out[best[~has[owner[best]]]] = True
     return out
 
 
-def plan_returns(model: Model, cust: Customers, c: np.ndarray, v: np.ndarray, n_lines: np.ndarray,
+def plan_returns(model: Model, cust: Customers, c: np.ndarray, key: Key, n_lines: np.ndarray,
                  order_s: np.ndarray) -> ReturnPlan:
-    """Returns (dated no later than the run's end) of orders identified by cart (c, v)."""
+    """Returns (dated no later than the run's end) of orders identified by customer `c` and cart visit `key`."""
     rng = model.rng
     r = model.cfg.generator.returns
-    returned = rng.uniform("return/returned", c, v) < model.return_rate[cust.channel[c]]
+    returned = rng.uniform("return/returned", key) < model.return_rate[cust.channel[c]]
     o = np.flatnonzero(returned)
-    oc, ov = c[o], v[o]
-    k = rng.choice("return/timing", model.timing_cum, oc, ov)
-    delay1 = rng.integers("return/delay", model.timing_lo[k], model.timing_hi[k], oc, ov)
-    second = (rng.uniform("return/second", oc, ov) < r.second_return_share) & (delay1 < 365)
-    delay2 = delay1 + rng.integers("return/delay2", 1, np.maximum(365 - delay1, 1), oc, ov)
+    ok = key[o]
+    k = rng.choice("return/timing", model.timing_cum, ok)
+    delay1 = rng.integers("return/delay", model.timing_lo[k], model.timing_hi[k], ok)
+    second = (rng.uniform("return/second", ok) < r.second_return_share) & (delay1 < 365)
+    delay2 = delay1 + rng.integers("return/delay2", 1, np.maximum(365 - delay1, 1), ok)
 
     owner, j = line_positions(n_lines[o])
-    lc, lv = oc[owner], ov[owner]
-    u1 = rng.uniform("return/line1", lc, lv, j)
+    lk = rng.key(ok[owner], j)  # the same line keys build_lines derives
+    u1 = rng.uniform("return/line1", lk)
     every = np.ones(owner.size, dtype=bool)
     sel1 = _at_least_one(u1 < r.line_share, every, u1, owner, o.size)
-    u2 = rng.uniform("return/line2", lc, lv, j)
+    u2 = rng.uniform("return/line2", lk)
     remaining = ~sel1
     second &= np.bincount(owner[remaining], minlength=o.size) > 0
     sel2 = _at_least_one(remaining & (u2 < r.line_share), remaining, u2, owner, o.size) & second[owner]
@@ -68,12 +77,11 @@ def plan_returns(model: Model, cust: Customers, c: np.ndarray, v: np.ndarray, n_
     ret_order = np.concatenate([o, o[second]])
     seq = np.concatenate([np.zeros(o.size, np.int64), np.ones(int(second.sum()), np.int64)])
     day = np.concatenate([order_day + delay1, (order_day + delay2)[second]])
-    rc, rv = c[ret_order], v[ret_order]
-    seconds = day * DAY_S + rng.integers("return/time", 0, DAY_S - 1, rc, rv, seq)
+    seconds = day * DAY_S + rng.integers("return/time", 0, DAY_S - 1, key[ret_order], seq)
     keep = day <= model.end_day
     # canonical order: by order position (orders come in canonical order), then seq
     idx = np.flatnonzero(keep)
-    idx = idx[np.lexsort((seq[idx], ret_order[idx]))]
+    idx = idx[lex_order(ret_order[idx], seq[idx])]
     new_pos = np.full(ret_order.size, -1)
     new_pos[idx] = np.arange(idx.size)
 
@@ -85,9 +93,10 @@ def plan_returns(model: Model, cust: Customers, c: np.ndarray, v: np.ndarray, n_
     item_ret = new_pos[item_ret]
     live = item_ret >= 0
     item_ret, item_line = item_ret[live], item_line[live]
-    item_order = np.lexsort((item_line, item_ret))
+    item_order = lex_order(item_ret, item_line)
     item_ret, item_line = item_ret[item_order], item_line[item_order]
     ro = ret_order[idx]
-    qty = line_quantities(model, cust, c[ro][item_ret], v[ro][item_ret], item_line)
-    item_qty = rng.integers("return/qty", 1, qty, c[ro][item_ret], v[ro][item_ret], item_line)
+    item_key = rng.key(key[ro][item_ret], item_line)
+    qty = line_quantities(model, cust, c[ro][item_ret], item_key)
+    item_qty = rng.integers("return/qty", 1, qty, item_key)
     return ReturnPlan(ro, seq[idx], seconds[idx], item_ret, item_line, item_qty)

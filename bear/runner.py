@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import resource
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,20 +22,20 @@ from typing import Any
 
 import numpy as np
 
+from bear import report
 from bear.config import BearConfig
 from bear.jobs import Context, JobResult, run_chunk, run_dimensions
 from bear.lookups import Lookups, build_lookups
 from bear.model import Model, day_to_date
 from bear.plan import ChunkWork, make_chunks, walk
+from bear.progress import Progress
 from bear.schemas import DIMENSIONS, TRANSACTIONS
-from bear.sink import Sink, open_sink
+from bear.sink import Sink, SinkError, open_sink
 from bear.state import (
     CHECKPOINT,
     HOOKS_DIR,
     MANIFEST,
     PLAN,
-    REPORT,
-    STATE_DIR,
     SUCCESS,
     content_config,
     diff,
@@ -157,6 +159,7 @@ class Committer:
             ck["rows"][stat.table] = ck["rows"].get(stat.table, 0) + stat.rows
             ck["bytes"][stat.table] = ck["bytes"].get(stat.table, 0) + stat.bytes
             ck["partitions"] += 1
+        write_json(p.sink, report.summary_name(result.index), report.chunk_summary(result.partitions))
         if result.index < 0:
             ck["dimensions_committed"] = True
         else:
@@ -199,7 +202,15 @@ def _ray_init(cfg: BearConfig) -> bool:
         return False
     if cfg.ray.kind == "cluster":
         address = cfg.ray.address or os.environ.get("RAY_ADDRESS") or "auto"
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError:
+            raise RunError(
+                f"ray=cluster: no running Ray cluster found at address {address!r}. Submit the run to a cluster "
+                f"(`ray job submit --working-dir . -- bear ray=cluster ...`), point RAY_ADDRESS or "
+                f"ray.address=HOST:PORT at its head node, or use ray=local to run on this machine; committed work "
+                f"is kept"
+            ) from None
     else:
         ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=False)
@@ -228,41 +239,60 @@ def _dimension_task(cfg: BearConfig, lookups: Lookups, fp: str, final_spend_c: n
     return run_dimensions(_context(cfg, lookups, fp), final_spend_c)
 
 
-def backfill(cfg: BearConfig, base_dir: str | None = None, on_commit: Callable[[dict], None] | None = None) -> dict:
-    """Run (or resume) the configured backfill; returns the run report."""
+def _failure(exc: BaseException) -> str:
+    """`ValueError: boom (at bear/tables.py:123 in orders_and_items)` from a (Ray-wrapped) task exception."""
+    cause = getattr(exc, "cause", None) or exc
+    if isinstance(cause, SinkError):
+        return str(cause)  # already one line saying what failed (a GCS call) and how to fix it
+    text = str(exc) + "".join(traceback.format_tb(cause.__traceback__))  # Ray puts the remote traceback in str()
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', text)
+    ours = [f for f in frames if "/bear/" in f[0]] or frames
+    where = ""
+    if ours:
+        path, line, func = ours[-1]
+        where = f" (at {'bear/' + path.rsplit('/bear/', 1)[-1] if '/bear/' in path else path}:{line} in {func})"
+    return f"{type(cause).__name__}: {cause}{where}"
+
+
+def backfill(cfg: BearConfig, base_dir: str | None = None) -> dict:
+    """Run (or resume) the configured backfill; returns the run report (dry run: the listing, nothing written)."""
     import ray
 
     t_start = time.perf_counter()
     hooks = load_hooks(list(cfg.hooks.post_export))
     p = prepare(cfg, base_dir)
+    if cfg.sink.dry_run:
+        from bear.dryrun import dry_run
+
+        return dry_run(p)
     p.sink.check_writable()
     ck = _check_resumable(p)
     committer = Committer(p, ck, hooks)
     todo = [w for w in p.works if w.plan.chunk.index >= ck["committed_chunks"]]
-    log.info("plan: %d chunks (%d to do), %s rows expected, lake %s", len(p.works), len(todo),
-             f"{sum(p.plan['totals'].values()):,}", p.sink.display)
+    total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
+    log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.works), len(todo), f"{total_rows:,}",
+             p.sink.display)
     started = _ray_init(cfg)
     t_ray = time.perf_counter()
+    progress = Progress(cfg.logging.progress, len(p.works), total_rows, ck["committed_chunks"],
+                        sum(ck["rows"].values()))
+    worker_s: dict[str, float] = {}
+    nodes: dict[str, int] = {}
+    worker_peak_mb = 0.0
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         limit = cfg.ray.max_in_flight or max(2, 2 * cpus)
-        retries = cfg.ray.max_retries
-        chunk_remote = ray.remote(max_retries=retries)(_chunk_task)
-        dims_remote = ray.remote(max_retries=retries)(_dimension_task)
+        chunk_remote = ray.remote(max_retries=cfg.ray.max_retries)(_chunk_task)
+        dims_remote = ray.remote(max_retries=cfg.ray.max_retries)(_dimension_task)
         lk_ref = ray.put(p.lookups)
         queue: list[tuple[int, Callable[[], Any]]] = []
         if not ck["dimensions_committed"]:
             queue.append((-1, lambda: dims_remote.remote(cfg, lk_ref, p.fp, p.final_spend_c)))
         queue += [(w.plan.chunk.index, lambda w=w: chunk_remote.remote(cfg, lk_ref, p.fp, ray.put(w))) for w in todo]
-        order = [i for i, _ in queue]
         inflight: dict[Any, int] = {}
         done: dict[int, JobResult] = {}
-        worker_s: dict[str, float] = {}
-        nodes: dict[str, int] = {}
-        worker_peak_mb = 0.0
-        nxt = 0
-        submitted = 0
-        while nxt < len(order):
+        nxt = submitted = 0
+        while nxt < len(queue):
             while submitted < len(queue) and len(inflight) < limit:
                 idx, submit = queue[submitted]
                 inflight[submit()] = idx
@@ -276,51 +306,42 @@ def backfill(cfg: BearConfig, base_dir: str | None = None, on_commit: Callable[[
                     for other in inflight:
                         ray.cancel(other, force=True)
                     where = "dimension tables" if idx < 0 else f"chunk {idx} ({p.works[idx].plan.chunk.name})"
-                    cause = getattr(exc, "cause", None) or exc
-                    raise RunError(f"{where} failed: {type(cause).__name__}: {cause}. Committed work is kept; "
+                    raise RunError(f"{where} failed: {_failure(exc)}. Committed work is kept; fix the cause and "
                                    f"rerun the same command to resume.") from None
-            while nxt < len(order) and order[nxt] in done:
-                result = done.pop(order[nxt])
+            while nxt < len(queue) and queue[nxt][0] in done:
+                result = done.pop(queue[nxt][0])
                 for k, v in result.seconds.items():
                     worker_s[k] = worker_s.get(k, 0.0) + v
                 nodes[result.node] = nodes.get(result.node, 0) + 1
                 worker_peak_mb = max(worker_peak_mb, result.peak_rss_mb)
                 committer.commit(result)
                 nxt += 1
-                if on_commit is not None:
-                    on_commit(ck)
-                elapsed = time.perf_counter() - t_start
-                rows = sum(ck["rows"].values())
-                log.info("committed %s: %d/%d chunks, %s rows, %.0f rows/s",
-                         "dimensions" if result.index < 0 else p.works[result.index].plan.chunk.name,
-                         ck["committed_chunks"], len(p.works), f"{rows:,}", rows / max(elapsed, 1e-9))
+                progress.update(ck["committed_chunks"], sum(ck["rows"].values()))
     finally:
+        progress.close()
         committer.pool.shutdown(wait=True)
         if started:
             ray.shutdown()
     wall = time.perf_counter() - t_start
-    report = {
+    run = {
         "lake": p.sink.display,
         "fingerprint": p.fp,
         "chunks": len(p.works),
-        "rows": ck["rows"],
-        "bytes": ck["bytes"],
-        "partitions": ck["partitions"],
-        "total_rows": sum(ck["rows"].values()),
-        "total_bytes": sum(ck["bytes"].values()),
         "wall_seconds": round(wall, 3),
-        "rows_per_second": round(sum(ck["rows"].values()) / max(wall, 1e-9)),
+        "rows_written_by_this_run": sum(ck["rows"].values()) - progress.start_rows,
         "driver_seconds": {**{k: round(v, 3) for k, v in p.seconds.items()},
                            "ray_start": round(t_ray - t_start - sum(p.seconds.values()), 3),
                            "commit": round(committer.commit_s, 3)},
         "worker_seconds": {k: round(v, 3) for k, v in worker_s.items()},
         "jobs_per_node": nodes,
+        "worker_count": cpus,
         "worker_peak_rss_mb": round(worker_peak_mb, 1),
         "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "finished_at": now_iso(),
     }
-    write_json(p.sink, REPORT, report)
-    return report
+    doc = report.build(p.sink, p.plan, run)
+    report.publish(p.sink, doc)
+    return doc
 
 
 def expected_partitions(p: Prepared) -> dict[str, int]:
@@ -331,5 +352,3 @@ def expected_partitions(p: Prepared) -> dict[str, int]:
     out["product_catalog"] = 5
     return {t: out[t] for t in (*DIMENSIONS, *TRANSACTIONS)}
 
-
-__all__ = ["RunError", "backfill", "prepare", "expected_partitions", "STATE_DIR"]

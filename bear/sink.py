@@ -1,18 +1,22 @@
 """Where the lake lives: a local directory or gs://bucket/prefix, both through fsspec.
 
 One mechanism for both: files are published whole (local: temporary name then rename;
-GCS: single-request upload, which is atomic) and checked after writing (local: size;
-GCS: the server's md5). Transient failures are retried with exponential backoff and
-jitter; authentication failures stop the run with a message saying how to fix them.
+GCS: a single-object upload, which the server makes visible atomically) and GCS uploads
+are checked against the md5 the server computed over what it stored. Remote calls are
+retried here, and only here (gcsfs is made to attempt each request once, see bear.gcs):
+transient failures (HTTP 408/429/5xx, resets, timeouts, a checksum mismatch) with
+exponential backoff and jitter up to sink.max_attempts; anything else stops at once with
+one line saying what failed, and for credentials or permissions, how to fix it.
 """
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import hashlib
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,62 +29,99 @@ from bear.config import SinkConfig
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Exception classes (matched anywhere in the MRO, so aiohttp, requests and google-auth need not be
+# imported here) that mean "the request may not have reached GCS or its answer was lost".
+TRANSIENT_TYPES = frozenset({
+    "ClientConnectionError",  # aiohttp: refused, reset, server disconnected, socket timeouts
+    "ClientPayloadError",  # aiohttp: response body cut short
+    "ConnectionError", "Timeout", "ChunkedEncodingError",  # requests (gcsfs maps HTTP 502 to ProxyError)
+    "TransportError",  # google-auth could not reach the token endpoint
+    "ChecksumError",  # gcsfs: the server's md5 of the stored object differs from ours
+})
+# Credentials that could not be found, loaded or refreshed.
+AUTH_TYPES = frozenset({"RefreshError", "DefaultCredentialsError", "NonRetryableError"})
+RESUME = "rerun the same command to resume from the last committed chunk"
 
 
 class SinkError(RuntimeError):
-    """A sink failure that retrying will not fix; the message says what to do."""
+    """A sink failure that retrying will not fix; `str()` is one line saying what to do."""
 
 
 class SinkAuthError(SinkError):
-    pass
+    """GCS refused the credentials or their permissions; the message says how to fix it."""
 
 
 def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status an exception carries (gcsfs HttpError.code, aiohttp .status), if any."""
     for attr in ("code", "status", "status_code"):
         value = getattr(exc, attr, None)
         if isinstance(value, int):
             return value
+    if isinstance(exc, OSError) and str(exc).startswith("Forbidden:"):
+        return 403  # gcsfs raises OSError("Forbidden: <path>...") for 403 without a status attribute
     return None
 
 
 def classify(exc: BaseException) -> str:
-    """'auth', 'missing', 'transient' or 'fatal' for an exception raised by a filesystem call."""
+    """'auth', 'transient', 'missing' or 'fatal' for an exception raised by a filesystem call."""
     status = _status_of(exc)
-    name = type(exc).__name__
-    if status in (401, 403) or name in ("RefreshError", "DefaultCredentialsError") or isinstance(exc, PermissionError):
+    types = {c.__name__ for c in type(exc).__mro__}
+    if status in (401, 403) or types & AUTH_TYPES:
         return "auth"
-    if status in TRANSIENT_STATUS:
+    if status in TRANSIENT_STATUS or types & TRANSIENT_TYPES or isinstance(exc, ConnectionError | TimeoutError):
         return "transient"
-    if isinstance(exc, FileNotFoundError) or status == 404:
+    if status == 404 or isinstance(exc, FileNotFoundError):
         return "missing"
-    transient_types = (ConnectionError, TimeoutError)
-    if isinstance(exc, transient_types) or name in (
-        "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ClientPayloadError",
-        "ServerTimeoutError", "ChecksumError", "TransientError",
-    ):
-        return "transient"
-    if isinstance(exc, OSError) and status is None and "ecksum" in str(exc):
-        return "transient"
     return "fatal"
 
 
-AUTH_HELP = (
-    "GCS refused the credentials ({detail}). Fix: run `gcloud auth application-default login`, or set "
-    "GOOGLE_APPLICATION_CREDENTIALS / sink.token to a service-account key file with write access to the bucket; "
-    "then rerun the same command to resume from the last committed chunk."
-)
+def brief(exc: BaseException, limit: int = 240) -> str:
+    """`Type: message` on one line, shortened (server messages can be long or multi-line)."""
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def auth_message(exc: BaseException, what: str, display: str) -> str:
+    """One line: what GCS refused and how to fix it. Names no credential, only where they come from."""
+    status = _status_of(exc)
+    bucket = display.removeprefix("gs://").split("/", 1)[0]
+    if status == 403:
+        return (f"GCS denied access to {display} (HTTP 403 on {what}: {brief(exc)}): the credentials work but lack "
+                f"permission. Fix: grant the account roles/storage.objectAdmin on gs://{bucket}, or set sink.token "
+                f"to the key file of an account that has it; then {RESUME}")
+    fix = ("Fix: run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS or sink.token to "
+           f"a service-account key file; then {RESUME}")
+    if status == 401:
+        return f"GCS rejected the credentials for {display} (HTTP 401 on {what}): they are invalid or expired. {fix}"
+    return f"no usable Google credentials for {display} ({brief(exc)}, on {what}). {fix}"
 
 
 class Sink:
-    """A lake root on some filesystem; paths given to methods are relative to the root."""
+    """A lake root on some filesystem; paths given to methods are relative to the root.
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, cfg: SinkConfig, *, display: str):
-        self.fs = fs
+    `cfg` is the resolved sink config (absolute local root; GCS endpoint and token as used),
+    so workers handed it open exactly the same location as the driver.
+    """
+
+    def __init__(self, connect: Callable[[], fsspec.AbstractFileSystem], root: str, cfg: SinkConfig, *,
+                 display: str):
+        self._connect = connect
+        self._fs: fsspec.AbstractFileSystem | None = None
+        self._lock = threading.Lock()
         self.root = root.rstrip("/")
         self.cfg = cfg
         self.display = display
         self.is_local = cfg.kind == "local"
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The filesystem, connected on first use: `bear plan` and config checks need no credentials."""
+        with self._lock:
+            if self._fs is None:
+                self._fs = self._connect()
+            return self._fs
 
     def __repr__(self) -> str:
         return f"Sink({self.display})"
@@ -89,24 +130,38 @@ class Sink:
         return f"{self.root}/{rel}" if rel else self.root
 
     def retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a remote call; retry transient failures with exponential backoff and jitter.
+
+        Local calls run once: an OS error on a local disk is not transient.
+        """
+        if self.is_local:
+            return fn()
         attempt = 0
         while True:
             attempt += 1
             try:
                 return fn()
+            except SinkError:
+                raise  # already decided (connecting: credentials)
             except Exception as exc:
                 kind = classify(exc)
                 if kind == "auth":
-                    raise SinkAuthError(AUTH_HELP.format(detail=f"{type(exc).__name__} on {what}")) from exc
-                if kind != "transient" or attempt >= self.cfg.max_attempts:
+                    raise SinkAuthError(auth_message(exc, what, self.display)) from exc
+                if kind == "missing":
                     raise
+                if kind == "fatal":
+                    raise SinkError(f"{what} on {self.display} failed: {brief(exc)}") from exc
+                if attempt >= self.cfg.max_attempts:
+                    raise SinkError(f"{what} on {self.display} failed after {attempt} attempts: {brief(exc)}; "
+                                    f"GCS or the network kept failing; {RESUME}") from exc
                 delay = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
-                delay *= 0.5 + random.random()  # jitter; timing only, never data
-                log.warning("transient failure on %s (%s), retry %d in %.1fs", what, exc, attempt, delay)
+                delay *= 0.5 + random.random()  # jitter spreads retries of many workers; timing only, never data
+                log.warning("transient failure on %s (%s); retry %d/%d in %.2fs", what, brief(exc), attempt,
+                            self.cfg.max_attempts - 1, delay)
                 time.sleep(delay)
 
     def write(self, rel: str, data: bytes) -> str:
-        """Publish `data` at `rel` whole and verified; returns its md5 (hex)."""
+        """Publish `data` at `rel` whole (and, on GCS, verified); returns its md5 (hex)."""
         md5 = hashlib.md5(data).hexdigest()
         target = self.path(rel)
         if self.is_local:
@@ -116,20 +171,13 @@ class Sink:
                 f.write(data)
             os.replace(tmp, target)
             return md5
-        self.retrying(f"upload {rel}", lambda: self._upload_verified(target, data, md5))
+        try:
+            # consistency="md5": gcsfs compares the md5 the server reports for the stored object with the
+            # bytes sent and raises ChecksumError (transient: uploaded again) when they differ.
+            self.retrying(f"upload {rel}", lambda: self.fs.pipe_file(target, data, consistency="md5"))
+        except FileNotFoundError as exc:
+            raise SinkError(self._missing_bucket()) from exc
         return md5
-
-    def _upload_verified(self, target: str, data: bytes, md5: str) -> None:
-        self.fs.pipe_file(target, data)
-        self.fs.invalidate_cache(target)
-        info = self.fs.info(target)
-        remote = info.get("md5Hash")
-        if remote is not None:
-            remote_hex = base64.b64decode(remote).hex()
-            if remote_hex != md5:
-                raise OSError(f"checksum mismatch after upload of {target}: {remote_hex} != {md5}")
-        elif int(info.get("size", -1)) != len(data):
-            raise OSError(f"checksum mismatch after upload of {target}: size {info.get('size')} != {len(data)}")
 
     def read(self, rel: str) -> bytes:
         return self.retrying(f"read {rel}", lambda: self.fs.cat_file(self.path(rel)))
@@ -140,52 +188,83 @@ class Sink:
     def find(self, rel: str) -> list[str]:
         """Every file under `rel`, relative to the root, sorted."""
         base = self.path(rel)
-        if not self.retrying(f"list {rel}", lambda: self.fs.exists(base)):
+        if not self.exists(rel):
             return []
         self.fs.invalidate_cache(base)
-        found = self.retrying(f"list {rel}", lambda: self.fs.find(base))
-        prefix = self.root.rstrip("/") + "/"
+        found = self.retrying(f"list {rel or '/'}", lambda: self.fs.find(base))
+        prefix = self.root + "/"
         strip = prefix if self.is_local else prefix.split("://", 1)[-1]
         return sorted(p[len(strip):] if p.startswith(strip) else p for p in found)
 
     def delete(self, rels: list[str]) -> None:
         if rels:
-            self.retrying("delete", lambda: self.fs.rm([self.path(r) for r in rels]))
+            self.retrying(f"delete {len(rels)} objects", lambda: self.fs.rm([self.path(r) for r in rels]))
+
+    def _missing_bucket(self) -> str:
+        bucket = self.root.split("/", 1)[0]
+        return (f"GCS bucket gs://{bucket} does not exist; create it (`gcloud storage buckets create gs://{bucket}`) "
+                f"or set sink.bucket to an existing bucket")
 
     def check_writable(self) -> None:
-        """Fail fast (auth, missing bucket) before any work starts."""
+        """Fail fast, before any work starts: unusable credentials, a missing bucket, an uncreatable directory.
+
+        On GCS this asks for one object under the lake root (objects.list, which any writer of a lake needs to
+        resume it): 404 means no bucket, while an account without bucket-level permissions still gets through.
+        """
         if self.is_local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
             return
-        bucket = self.root.split("/", 1)[0]
+        bucket, _, prefix = self.root.partition("/")
         try:
-            exists = self.retrying(f"bucket {bucket}", lambda: self.fs.exists(bucket))
-        except SinkAuthError:
-            raise
-        if not exists:
-            raise SinkError(
-                f"GCS bucket gs://{bucket} does not exist or is not visible to these credentials; "
-                f"create it (`gcloud storage buckets create gs://{bucket}`) or set sink.bucket to an existing one"
-            )
+            self.retrying("list the lake root", lambda: self.fs.call(
+                "GET", "b/{}/o", bucket, json_out=True, prefix=f"{prefix}/" if prefix else None, maxResults=1))
+        except FileNotFoundError as exc:
+            raise SinkError(self._missing_bucket()) from exc
+
+
+def _gcs_connect(token: str, endpoint: str | None, timeout_s: float,
+                 display: str) -> Callable[[], fsspec.AbstractFileSystem]:
+    """A connector for the GCS filesystem that turns credential problems into one actionable line."""
+
+    def connect() -> fsspec.AbstractFileSystem:
+        from google.auth.exceptions import GoogleAuthError
+
+        from bear.gcs import gcs_filesystem  # imported lazily: local runs never load gcsfs
+
+        if token not in ("google_default", "anon") and not Path(token).is_file():
+            raise SinkAuthError("sink.token is neither google_default nor anon, and no service-account key file "
+                                "exists at the path it gives; set it to the path of a JSON key file, or to "
+                                "google_default")
+        try:
+            return gcs_filesystem(token, endpoint, timeout_s)
+        except (GoogleAuthError, ValueError, KeyError, OSError) as exc:  # no usable credentials, or a bad key file
+            raise SinkAuthError(auth_message(exc, "loading credentials", display)) from exc
+
+    return connect
 
 
 def open_sink(cfg: SinkConfig, base_dir: str | None = None) -> Sink:
-    """The configured sink; a relative local root resolves against `base_dir` (a Hydra sweep job's folder)."""
+    """The configured sink; a relative local root resolves against `base_dir` (a Hydra sweep job's folder).
+
+    GCS: the endpoint is sink.endpoint, else STORAGE_EMULATOR_HOST (an emulator, so anonymous access),
+    else Google's. Nothing is written, and nothing is asked of GCS (credentials included) before first use.
+    """
     if cfg.kind == "local":
         root = Path(cfg.root)
         if not root.is_absolute() and base_dir is not None:
             root = Path(base_dir) / root
         root = root.resolve()
-        return Sink(fsspec.filesystem("file"), str(root), cfg, display=str(root))
-    import gcsfs  # imported lazily: local runs never pay for it
-
-    token = cfg.token
-    kwargs = {}
+        return Sink(lambda: fsspec.filesystem("file"), str(root), dataclasses.replace(cfg, root=str(root)),
+                    display=str(root))
+    endpoint, token = cfg.endpoint, cfg.token
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-    if emulator:
+    if not endpoint and emulator:
+        endpoint = emulator if emulator.startswith("http") else f"http://{emulator}"
         token = "anon"
-        kwargs["endpoint_url"] = emulator if emulator.startswith("http") else f"http://{emulator}"
-    fs = gcsfs.GCSFileSystem(token=token, retries=1, skip_instance_cache=True, **kwargs)
+    if token not in ("google_default", "anon"):
+        token = str(Path(token).expanduser().absolute())
     prefix = cfg.prefix.strip("/")
     root = f"{cfg.bucket}/{prefix}" if prefix else str(cfg.bucket)
-    return Sink(fs, root, cfg, display=f"gs://{root}")
+    display = f"gs://{root}"
+    return Sink(_gcs_connect(token, endpoint, cfg.timeout_s, display), root,
+                dataclasses.replace(cfg, endpoint=endpoint, token=token), display=display)

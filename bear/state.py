@@ -25,7 +25,6 @@ from bear.writer import PartitionStat, iso_ts
 STATE_DIR = "_bear"
 PLAN = f"{STATE_DIR}/plan.json"
 CHECKPOINT = f"{STATE_DIR}/checkpoint.json"
-REPORT = f"{STATE_DIR}/report.json"
 HOOKS_DIR = f"{STATE_DIR}/hooks"
 MANIFEST = "_MANIFEST.json"
 SUCCESS = "_SUCCESS"

@@ -7,6 +7,7 @@ order's keyed draws in the chunk that owns the return's date.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,14 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bear import text
-from bear.baskets import Window, build_lines, build_window, line_counts
+from bear.baskets import Window, build_lines, build_window, lex_order, line_counts, orders_in_order
 from bear.config import CATEGORIES, ORDER_CHANNELS, PAYMENT_METHODS, RETURN_REASONS, SHIPPING_SPEEDS
 from bear.lookups import CLV_BUCKETS, EARNED_TIERS, Lookups
 from bear.model import Model
 from bear.money import decimal_array
 from bear.plan import ChunkWork, ReturnsDue
 from bear.returns import plan_returns
-from bear.visits import advance
 
 CART_STATUSES = ("open", "converted", "abandoned", "emptied")
 
@@ -41,31 +41,30 @@ def timestamps(seconds: np.ndarray) -> pa.Array:
 
 
 def _agents(model: Model, phone: np.ndarray, stream: str, *keys) -> pa.Array:
-    n_agents = model.cfg.generator.orders.agents
-    agent = model.rng.integers(stream, 1, n_agents, *keys)
-    return pc.if_else(pa.array(phone), text.padded("CSR-", agent, 4), pa.scalar("ONLINE"))
+    agent = model.rng.integers(stream, 1, len(model.agent_ids) - 1, *keys)
+    return text.labels(model.agent_ids, np.where(phone, agent, 0))
 
 
 def _product_cols(lk: Lookups, product: np.ndarray) -> dict[str, pa.Array]:
     return {
         "product_id": pa.array(product + 1),
-        "product_name": pc.take(lk.products.names, pa.array(product)),
-        "category": text.pick(CATEGORIES, lk.products.category[product]),
+        "product_name": text.labels(lk.products.names, product),
+        "category": text.labels(CATEGORIES, lk.products.category[product]),
     }
 
 
 def carts_and_items(model: Model, lk: Lookups, win: Window, first_cart: int, first_item: int):
     rng = model.rng
     vs = win.visits
-    c, v = vs.cust, vs.vidx
+    c, key = vs.cust, win.key
     n = len(c)
     cart_no = first_cart + np.arange(n)
-    u = rng.uniform("cart/status", c, v)
+    u = rng.uniform("cart/status", key)
     ca = model.cfg.generator.carts
-    emptied = rng.uniform("cart/emptied", c, v) < ca.emptied_share
+    emptied = rng.uniform("cart/emptied", key) < ca.emptied_share
     status = np.where(vs.converted, 1, np.where(u < ca.open_share, 0, np.where(emptied, 3, 2)))
     lo, hi = ca.session_minutes
-    idle = rng.integers("cart/session", lo * 60, hi * 60, c, v)
+    idle = rng.integers("cart/session", lo * 60, hi * 60, key)
     updated = np.where(vs.converted, win.order_seconds, vs.seconds + idle)
     total = np.where(status == 3, 0, win.cart_gross_c)
     cart_ids = text.padded("CART-", cart_no)
@@ -75,13 +74,11 @@ def carts_and_items(model: Model, lk: Lookups, win: Window, first_cart: int, fir
         "created_at": timestamps(vs.seconds),
         "updated_at": timestamps(updated),
         "cart_total": decimal_array(total),
-        "status": text.pick(CART_STATUSES, status),
+        "status": text.labels(CART_STATUSES, status),
     }
     ln = win.lines
     span = updated[ln.owner] - vs.seconds[ln.owner]
-    added = vs.seconds[ln.owner] + (rng.uniform("line/added", c[ln.owner], v[ln.owner], ln.line) * (span + 1)).astype(
-        np.int64
-    )
+    added = vs.seconds[ln.owner] + rng.integers("line/added", 0, span, ln.key)
     items = {
         "cart_item_id": pa.array(first_item + np.arange(len(ln.owner), dtype=np.int64)),
         "cart_id": pc.take(cart_ids, pa.array(ln.owner)),
@@ -98,23 +95,22 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
     rng = model.rng
     o = model.cfg.generator.orders
     vs = win.visits
-    conv = np.flatnonzero(vs.converted)
-    conv = conv[np.lexsort((vs.vidx[conv], vs.cust[conv], win.order_seconds[conv]))]
-    c, v = vs.cust[conv], vs.vidx[conv]
+    conv = orders_in_order(win)
+    c, key = vs.cust[conv], win.key[conv]
     n = conv.size
     order_no = work.plan.first_ids["orders"] + np.arange(n)
     net = win.cart_gross_c[conv] - win.cart_discount_c[conv]
-    by_cust = np.lexsort((win.order_seconds[conv], c))
+    by_cust = lex_order(c, win.order_seconds[conv])
     cum = np.empty(n, dtype=np.int64)
     cs = np.cumsum(net[by_cust])
     starts = np.flatnonzero(np.r_[True, c[by_cust][1:] != c[by_cust][:-1]])
     run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
-    cum[by_cust] = cs - np.r_[0, cs][run_start] + work.state.spend_c[c[by_cust]]
-    channel = rng.choice("order/channel", model.order_channel_cum, c, v)
-    pay = rng.choice("order/payment", model.payment_cum, c, v, rows=channel)
-    ship = rng.choice("order/shipping", model.ship_cum, c, v)
+    cum[by_cust] = cs - np.r_[0, cs][run_start] + work.buyer_spend_c[np.searchsorted(work.buyers, c[by_cust])]
+    channel = rng.choice("order/channel", model.order_channel_cum, key)
+    pay = rng.choice("order/payment", model.payment_cum, key, rows=channel)
+    ship = rng.choice("order/shipping", model.ship_cum, key)
     lo, hi = o.shipping_cost_variance
-    actual = np.round(model.ship_cost_c[ship] * (1 + rng.between("order/ship_var", lo, hi, c, v))).astype(np.int64)
+    actual = np.round(model.ship_cost_c[ship] * (1 + rng.between("order/ship_var", lo, hi, key))).astype(np.int64)
     fee = np.round(net * model.fee_rate[pay]).astype(np.int64)
     tier = np.maximum(np.searchsorted(model.tier_thresholds_c, cum, side="right") - 1, 0)
     clv = np.maximum(np.searchsorted(model.clv_thresholds_c, cum, side="right") - 1, 0)
@@ -127,28 +123,28 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
         "total_items": pa.array(win.cart_qty[conv].astype(np.int32)),
         "order_date": timestamps(win.order_seconds[conv]),
         "email": pc.take(lk.email, cust_idx),
-        "order_channel": text.pick(ORDER_CHANNELS, channel),
-        "is_expedited": pa.array(rng.uniform("order/expedited", c, v) < o.expedited_share),
-        "customer_tier": text.pick(EARNED_TIERS, tier),
+        "order_channel": text.labels(ORDER_CHANNELS, channel),
+        "is_expedited": pa.array(rng.uniform("order/expedited", key) < o.expedited_share),
+        "customer_tier": text.labels(EARNED_TIERS, tier),
         "gross_total": decimal_array(win.cart_gross_c[conv]),
         "net_total": decimal_array(net),
         "total_discount_amount": decimal_array(win.cart_discount_c[conv]),
-        "payment_method": text.pick(PAYMENT_METHODS, pay),
-        "shipping_speed": text.pick(SHIPPING_SPEEDS, ship),
+        "payment_method": text.labels(PAYMENT_METHODS, pay),
+        "shipping_speed": text.labels(SHIPPING_SPEEDS, ship),
         "shipping_cost": decimal_array(model.ship_price_c[ship]),
         "actual_shipping_cost": decimal_array(actual),
         "payment_processing_fee": decimal_array(fee),
-        "agent_id": _agents(model, channel == ORDER_CHANNELS.index("Phone"), "order/agent", c, v),
+        "agent_id": _agents(model, channel == ORDER_CHANNELS.index("Phone"), "order/agent", key),
         "shipping_address": pc.take(lk.mailing_address, cust_idx),
         "billing_address": pc.take(lk.billing_address, cust_idx),
-        "clv_bucket": text.pick(CLV_BUCKETS, clv),
+        "clv_bucket": text.labels(CLV_BUCKETS, clv),
         "is_reactivated": pa.array(vs.react[conv]),
     }
     ln = win.lines
     rank = np.full(len(vs.cust), -1)
     rank[conv] = np.arange(n)
     sel = np.flatnonzero(rank[ln.owner] >= 0)
-    sel = sel[np.lexsort((ln.line[sel], rank[ln.owner[sel]]))]
+    sel = sel[lex_order(rank[ln.owner[sel]], ln.line[sel])]
     p = ln.product[sel]
     items = {
         "order_id": pc.take(order_ids, pa.array(rank[ln.owner[sel]])),
@@ -171,16 +167,17 @@ def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
     cust = lk.customers
     key = due.cust * (1 << 24) + due.vidx
     uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    oc, ov = due.cust[first], due.vidx[first]
-    n = line_counts(model, cust, oc, ov)
-    rp = plan_returns(model, cust, oc, ov, n, due.order_seconds[first])
+    oc = due.cust[first]
+    okey = rng.key(oc, due.vidx[first])
+    n = line_counts(model, cust, oc, okey)
+    rp = plan_returns(model, cust, oc, okey, n, due.order_seconds[first])
     # match the planned returns of these orders to the ones due here: (order, seq)
     want = inv * 2 + due.seq
     have = rp.order * 2 + rp.seq
     pos = np.searchsorted(have, want)  # rp is ordered by (order, seq)
     if not np.array_equal(have[pos], want):
         raise AssertionError("planned returns do not match the due returns")
-    lines = build_lines(model, cust, lk.products, oc, ov, n)
+    lines = build_lines(model, cust, lk.products, oc, okey, n)
     line_start = np.r_[0, np.cumsum(n)][:-1]
     keep_items = np.isin(rp.item_ret, pos)
     item_ret_rp = rp.item_ret[keep_items]
@@ -192,30 +189,31 @@ def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
     order_of_item = inv[item_due]
     li = line_start[order_of_item] + item_line
     assert np.array_equal(np.bincount(item_due, minlength=len(due)), due.n_items)
-    c, v, s = due.cust, due.vidx, due.seq
-    reason = rng.choice("return/reason", model.reason_cum, c, v, s)
-    full = rng.uniform("return/full", c, v, s) < model.full_share[reason]
+    c = due.cust
+    rk = rng.key(okey[inv], due.seq)
+    reason = rng.choice("return/reason", model.reason_cum, rk)
+    full = rng.uniform("return/full", rk) < model.full_share[reason]
     r = model.cfg.generator.returns
-    frac = np.where(full, 1.0, rng.between("return/partial", r.partial_refund[0], r.partial_refund[1], c, v, s))
+    frac = np.where(full, 1.0, rng.between("return/partial", r.partial_refund[0], r.partial_refund[1], rk))
     paid = lines.gross_c[li] - lines.discount_c[li]
     refund_item = np.floor(paid * item_qty / lines.qty[li] * frac[item_due]).astype(np.int64)
     order_ids = text.padded("ORD-", due.order_id)
     return_ids = text.padded("RTN-", due.return_id)
-    channel = rng.choice("return/channel", model.return_channel_cum, c, v, s)
+    channel = rng.choice("return/channel", model.return_channel_cum, rk)
     is_phone = np.array([ch == "Phone" for ch in model.return_channels])[channel]
     returns = {
         "return_id": return_ids,
         "order_id": order_ids,
         "customer_id": pc.take(lk.customer_id, pa.array(c)),
         "return_date": timestamps(due.seconds),
-        "reason": text.pick(RETURN_REASONS, reason),
-        "return_type": text.pick(("Partial", "Full"), full.astype(np.int8)),
+        "reason": text.labels(RETURN_REASONS, reason),
+        "return_type": text.labels(("Partial", "Full"), full),
         "refunded_amount": decimal_array(np.bincount(item_due, weights=refund_item, minlength=len(due)).astype(
             np.int64)),
-        "return_channel": text.pick(model.return_channels, channel),
-        "agent_id": _agents(model, is_phone, "return/agent", c, v, s),
-        "refund_method": text.pick(model.refund_methods, rng.choice("return/refund_method",
-                                                                    model.refund_method_cum, c, v, s)),
+        "return_channel": text.labels(model.return_channels, channel),
+        "agent_id": _agents(model, is_phone, "return/agent", rk),
+        "refund_method": text.labels(model.refund_methods, rng.choice("return/refund_method",
+                                                                      model.refund_method_cum, rk)),
     }
     p = lines.product[li]
     item_ids = due.first_item_id[item_due] + _rank_within(item_due)
@@ -250,15 +248,27 @@ def _rank_within(group: np.ndarray) -> np.ndarray:
     return rank
 
 
-def chunk_tables(model: Model, lk: Lookups, work: ChunkWork) -> dict[str, Rows]:
-    """The chunk's rows per table; each row's event time decides its partition."""
-    state = work.state.copy()
-    visits = advance(model, lk.customers, state, work.plan.chunk.end_day)
-    win = build_window(model, lk.customers, lk.products, visits, all_lines=True)
+def chunk_tables(model: Model, lk: Lookups, work: ChunkWork, clock: dict[str, float] | None = None) -> dict[str, Rows]:
+    """The chunk's rows per table; each row's event time decides its partition.
+
+    `clock`, when given, receives the seconds of each stage (for benchmarks and job reports).
+    """
+    t = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        t.append(time.perf_counter())
+        if clock is not None:
+            clock[stage] = clock.get(stage, 0.0) + t[-1] - t[-2]
+
+    win = build_window(model, lk.customers, lk.products, work.visits, all_lines=True)
+    lap("window")
     first = work.plan.first_ids
     carts, cart_items, cart_ids = carts_and_items(model, lk, win, first["carts"], first["cart_items"])
+    lap("shopping_carts+cart_items")
     orders, order_items = orders_and_items(model, lk, win, work, cart_ids)
+    lap("orders+order_items")
     returns, return_items = returns_and_items(model, lk, work.due)
+    lap("returns+return_items")
     return {
         "shopping_carts": carts,
         "cart_items": cart_items,

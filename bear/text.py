@@ -25,7 +25,8 @@ def _from_fixed(matrix: np.ndarray) -> pa.Array:
     """Equal-length byte rows -> Arrow utf8 array without a Python string per row."""
     n, w = matrix.shape
     offsets = np.arange(0, (n + 1) * w, w, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(matrix.tobytes())])
+    data = pa.py_buffer(np.ascontiguousarray(matrix))  # zero-copy: the buffer keeps the array alive
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), data])
 
 
 def padded(prefix: str, values: np.ndarray, width: int = 8) -> pa.Array:
@@ -49,6 +50,15 @@ def pick(vocab: list[str] | tuple[str, ...], idx: np.ndarray) -> pa.Array:
     """vocab[idx] as an Arrow string array (dictionary decode, no per-row Python)."""
     dictionary = pa.array(list(vocab), pa.string())
     return pc.take(dictionary, pa.array(np.asarray(idx, dtype=np.int32)))
+
+
+def labels(vocab: list[str] | tuple[str, ...] | pa.Array, idx: np.ndarray, mask: np.ndarray | None = None
+           ) -> pa.DictionaryArray:
+    """vocab[idx] as a dictionary array (null where `mask`): no string is copied per row, and mess restyles
+    the vocabulary instead of every row (bear.mess); the writer decodes them into plain strings."""
+    dictionary = vocab if isinstance(vocab, pa.Array) else pa.array(list(vocab), pa.string())
+    codes = pa.array(np.asarray(idx, dtype=np.int32), mask=mask if mask is not None and mask.any() else None)
+    return pa.DictionaryArray.from_arrays(codes, dictionary)
 
 
 def join(*parts: pa.Array | str, sep: str = "") -> pa.Array:

@@ -12,12 +12,25 @@ on whether the customer has bought before, which is part of the carried state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from bear.lookups import Customers
 from bear.model import DAY_S, Model
+from bear.rng import Key
+
+
+@dataclass
+class Habits:
+    """Each customer's constants of the visit process, looked up once per visit instead of derived."""
+
+    conv_new: np.ndarray  # conversion probability before the first purchase (boosted by channel)
+    gap_lo: np.ndarray  # repeat-visit gap bounds, days of activity
+    gap_hi: np.ndarray
+    gap_median: np.ndarray
+    gap_sigma: np.ndarray
+    lam: np.ndarray  # Poisson mean of repeat visits per spell (channel x tier x cohort shock)
 
 
 @dataclass
@@ -30,9 +43,7 @@ class VisitState:
     react: np.ndarray  # the next visit ends a reactivation lapse
     purchased: np.ndarray  # has bought before
     spend_c: np.ndarray  # cumulative net spend, cents
-
-    def copy(self) -> VisitState:
-        return replace(self, **{k: v.copy() for k, v in self.__dict__.items()})
+    habits: Habits
 
 
 @dataclass
@@ -44,6 +55,9 @@ class Visits:
     seconds: np.ndarray
     react: np.ndarray
     converted: np.ndarray
+
+    def take(self, idx: np.ndarray) -> Visits:
+        return Visits(*(a[idx] for a in self.__dict__.values()))
 
 
 def initial_state(model: Model, cust: Customers) -> VisitState:
@@ -57,6 +71,12 @@ def initial_state(model: Model, cust: Customers) -> VisitState:
     ).astype(np.int64)
     secs = np.where(cust.is_guest, guest_s, first_s + rng.integers("visit/first_tod", 0, DAY_S - 1, i))
     lam = model.repeat[cust.channel, cust.tier] * cust.shock
+    gap_lo, gap_hi = model.gap_lo[cust.channel, cust.tier], model.gap_hi[cust.channel, cust.tier]
+    habits = Habits(
+        conv_new=np.minimum(model.cfg.generator.carts.conversion * model.boost[cust.channel], 1.0),
+        gap_lo=gap_lo, gap_hi=gap_hi, gap_median=np.sqrt(gap_lo * gap_hi),
+        gap_sigma=model.gap_sigma[cust.channel, cust.tier], lam=lam,
+    )
     return VisitState(
         next_a=model.activity_of(secs.astype(np.float64)),
         vidx=np.zeros(n, dtype=np.int32),
@@ -64,30 +84,35 @@ def initial_state(model: Model, cust: Customers) -> VisitState:
         react=np.zeros(n, dtype=bool),
         purchased=np.zeros(n, dtype=bool),
         spend_c=np.zeros(n, dtype=np.int64),
+        habits=habits,
     )
 
 
-def _lognormal_days(model: Model, stream: str, median, sigma, lo, hi, c, v) -> np.ndarray:
-    z = model.rng.normal(stream, c, v)
-    return np.clip(median * np.exp(sigma * z), lo, hi)
+def _lognormal_days(model: Model, stream: str, median, sigma, lo, hi, key: Key) -> np.ndarray:
+    z = model.rng.normal(stream, key)
+    z *= sigma
+    np.exp(z, out=z)
+    z *= median
+    return np.clip(z, lo, hi, out=z)
 
 
-def advance(model: Model, cust: Customers, state: VisitState, until_day: int) -> Visits:
+def advance(model: Model, state: VisitState, until_day: int) -> Visits:
     """Consume every visit up to the end of `until_day`, mutating `state`; returns those visits."""
     rng = model.rng
     cfg = model.cfg.generator
     limit = model.activity_at_day_end(until_day)
     out_c, out_v, out_a, out_r, out_x = [], [], [], [], []
-    conv_p = cfg.carts.conversion
+    conv_p = min(cfg.carts.conversion, 1.0)
+    h = state.habits
     cand = np.flatnonzero(state.next_a < limit)
     while cand.size:
         c = cand
         v = state.vidx[c].astype(np.int64)
+        key = rng.key(c, v)
         a = state.next_a[c]
-        ch, tier = cust.channel[c], cust.tier[c]
         bought = state.purchased[c]
-        p = np.minimum(conv_p * np.where(bought, 1.0, model.boost[ch]), 1.0)
-        conv = rng.uniform("visit/convert", c, v) < p
+        p = np.where(bought, conv_p, h.conv_new[c])
+        conv = rng.uniform("visit/convert", key) < p
         state.purchased[c] = bought | conv
         out_c.append(c)
         out_v.append(v)
@@ -96,29 +121,31 @@ def advance(model: Model, cust: Customers, state: VisitState, until_day: int) ->
         out_x.append(conv)
 
         gap = np.empty(c.size)
-        in_spell = state.spell[c] > 0
+        spell = state.spell[c]
+        in_spell = spell > 0
         s = np.flatnonzero(in_spell)
         if s.size:
-            lo, hi = model.gap_lo[ch[s], tier[s]], model.gap_hi[ch[s], tier[s]]
-            gap[s] = _lognormal_days(model, "visit/gap", np.sqrt(lo * hi), model.gap_sigma[ch[s], tier[s]],
-                                     lo, hi, c[s], v[s])
+            cs = c[s]
+            gap[s] = _lognormal_days(model, "visit/gap", h.gap_median[cs], h.gap_sigma[cs], h.gap_lo[cs],
+                                     h.gap_hi[cs], key[s])
         e = np.flatnonzero(~in_spell)
         lapse = np.zeros(c.size, dtype=bool)
         if e.size:
-            ce, ve = c[e], v[e]
-            lapse[e] = rng.uniform("visit/reactivate", ce, ve) < cfg.visits.reactivation_share
+            ke = key[e]
+            lapse[e] = rng.uniform("visit/reactivate", ke) < cfg.visits.reactivation_share
             lo, hi = cfg.visits.reactivation_days
-            long_gap = rng.between("visit/lapse", lo, hi, ce, ve)
+            long_gap = rng.between("visit/lapse", lo, hi, ke)
             blo, bhi = model.break_lo, model.break_hi
-            brk = _lognormal_days(model, "visit/break", np.sqrt(blo * bhi), cfg.visits.break_sigma, blo, bhi, ce, ve)
+            brk = _lognormal_days(model, "visit/break", np.sqrt(blo * bhi), cfg.visits.break_sigma, blo, bhi, ke)
             gap[e] = np.where(lapse[e], long_gap, brk)
-            lam = model.repeat[ch[e], tier[e]] * cust.shock[ce]
-            state.spell[ce] = rng.poisson("visit/spell", lam, ce, ve)
-        state.spell[c[s]] -= 1
+            spell[e] = rng.poisson("visit/spell", h.lam[c[e]], ke)
+        spell[s] -= 1
+        state.spell[c] = spell
         state.react[c] = lapse
-        state.next_a[c] = a + gap
+        gap += a
+        state.next_a[c] = gap
         state.vidx[c] += 1
-        cand = c[state.next_a[c] < limit]
+        cand = c[gap < limit]
     if not out_c:
         empty = np.array([], dtype=np.int64)
         return Visits(empty, empty, empty, np.array([], bool), np.array([], bool))

@@ -1,0 +1,187 @@
+"""Reading a lake back for `bear verify`: a partition's manifest and files, each file read once.
+
+The bytes of a file give its md5; Parquet then decodes only the columns the checks need, with
+the stylistic columns as dictionaries so the mess they carry is measured once per distinct
+value. Hive keeps partition values in the path only, so they come back from the path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bear.mess import NULL_COLUMNS, STYLE_COLUMNS
+from bear.model import day_number
+from bear.schemas import FILE_SCHEMAS, GUEST_PARTITION, TABLES, TRANSACTIONS
+from bear.sink import Sink
+from bear.state import MANIFEST, SUCCESS
+
+# Columns the checks need once a file is read (the mess columns are measured, then dropped).
+KEEP = {
+    "customers": ("customer_id", "is_guest"),
+    "product_catalog": ("product_id",),
+    "shopping_carts": ("cart_id", "customer_id", "created_at", "updated_at", "cart_total", "status"),
+    "cart_items": ("cart_item_id", "cart_id", "product_id", "quantity", "unit_price"),
+    "orders": ("order_id", "customer_id", "cart_id", "total_items", "order_date", "gross_total", "net_total",
+               "total_discount_amount"),
+    "order_items": ("order_id", "product_id", "quantity", "unit_price", "discount_amount"),
+    "returns": ("return_id", "order_id", "customer_id", "return_date", "refunded_amount"),
+    "return_items": ("return_item_id", "return_id", "order_id", "product_id", "quantity_returned", "refunded_amount"),
+}
+READ = {t: tuple(dict.fromkeys(KEEP[t] + STYLE_COLUMNS.get(t, ()) + NULL_COLUMNS.get(t, ()))) for t in TABLES}
+# The schema a file must have, as read with its stylistic columns dictionary-encoded.
+READ_SCHEMA = {
+    t: pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in STYLE_COLUMNS.get(t, ()) else f
+                  for f in FILE_SCHEMAS[t]])
+    for t in TABLES
+}
+DAY = "_day"  # partition day number added to transactional rows, so checks and failures know their partition
+MARKERS = (MANIFEST, SUCCESS)
+
+
+@dataclass
+class FileRead:
+    """One data file as found: md5 and row count of its bytes, the kept columns, the mess measured in it."""
+
+    name: str
+    present: bool = True
+    size: int = 0
+    md5: str = ""
+    rows: int = -1
+    error: str = ""
+    data: pa.Table | None = None
+    mess: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class PartRead:
+    table: str
+    partition: str
+    names: frozenset[str]  # what the listing found in the partition's directory
+    manifest: dict | None = None
+    manifest_error: str = ""
+    files: list[FileRead] = field(default_factory=list)
+
+    @property
+    def readable(self) -> bool:
+        return all(f.data is not None for f in self.files)
+
+    def table_data(self) -> pa.Table:
+        """The kept columns of every readable file, with the partition value restored from the path."""
+        pieces = [f.data for f in self.files if f.data is not None]
+        t = pa.concat_tables(pieces) if pieces else empty_table(self.table, with_partition=False)
+        if self.table in TRANSACTIONS:
+            return t.append_column(DAY, pa.array(np.full(t.num_rows, partition_day(self.partition), np.int32)))
+        if self.table == "customers":
+            if self.partition.endswith(f"={GUEST_PARTITION}"):
+                return t.append_column("signup_date", pa.nulls(t.num_rows, pa.date32()))
+            day = pa.array(np.full(t.num_rows, partition_day(self.partition), np.int32))
+            return t.append_column("signup_date", day.cast(pa.date32()))
+        return t
+
+
+def empty_table(table: str, with_partition: bool = True) -> pa.Table:
+    t = FILE_SCHEMAS[table].empty_table().select(list(KEEP[table]))
+    if with_partition and table in TRANSACTIONS:
+        return t.append_column(DAY, pa.array([], pa.int32()))
+    if with_partition and table == "customers":
+        return t.append_column("signup_date", pa.array([], pa.date32()))
+    return t
+
+
+def concat(tables: list[pa.Table], table: str) -> pa.Table:
+    return pa.concat_tables(tables) if tables else empty_table(table)
+
+
+def partition_day(partition: str) -> int:
+    return day_number(partition.split("=", 1)[1])
+
+
+def measure_mess(table: str, t: pa.Table) -> Counter:
+    """Null and whitespace mess as found in the data, and how many casing styles would change each value.
+
+    Stylistic columns arrive dictionary-encoded, so the string functions run once per distinct
+    value, weighted by its count.
+    """
+    out: Counter = Counter()
+    for col in NULL_COLUMNS.get(table, ()):
+        out[(col, "null")] = t[col].null_count
+    for col in STYLE_COLUMNS.get(table, ()):
+        for chunk in t[col].chunks:
+            values = chunk.dictionary
+            counts = np.bincount(pc.drop_null(chunk.indices).to_numpy(zero_copy_only=False), minlength=len(values))
+            spaced = pc.or_(pc.starts_with(values, " "), pc.ends_with(values, " ")).to_numpy(zero_copy_only=False)
+            trimmed = pc.utf8_trim_whitespace(values)
+            changes = sum(pc.not_equal(fn(trimmed), trimmed).to_numpy(zero_copy_only=False).astype(np.int64)
+                          for fn in (pc.utf8_upper, pc.utf8_lower, pc.utf8_title))
+            out[(col, "whitespace")] += int(counts @ spaced)
+            out[(col, "casing_capacity")] += int(counts @ changes)
+    return out
+
+
+def read_file(sink: Sink, table: str, rel: str) -> FileRead:
+    data = sink.read(rel)
+    fr = FileRead(rel.rsplit("/", 1)[1], size=len(data), md5=hashlib.md5(data).hexdigest())
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=STYLE_COLUMNS.get(table, ()))
+        fr.rows = pf.metadata.num_rows
+        if not pf.schema_arrow.equals(READ_SCHEMA[table]):
+            fr.error = f"schema differs from {table}'s"
+            return fr
+        t = pf.read(columns=list(READ[table]), use_threads=False)  # the audit's own threads use the cores
+    except (pa.ArrowException, OSError) as exc:
+        fr.error = f"unreadable Parquet ({type(exc).__name__}: {str(exc)[:80]})"
+        return fr
+    fr.mess = measure_mess(table, t)
+    keep = t.select(list(KEEP[table]))
+    for i, f in enumerate(keep.schema):
+        if pa.types.is_dictionary(f.type):
+            keep = keep.set_column(i, f.name, keep.column(i).cast(f.type.value_type))
+    fr.data = keep
+    return fr
+
+
+def manifest_shape_error(doc) -> str:
+    """What is malformed in a manifest document ("" when the fields the audit relies on are well-formed)."""
+    if not isinstance(doc, dict):
+        return "manifest is not a JSON object"
+    files = doc.get("files")
+    if not isinstance(files, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("rows"), int) for f in files):
+        return "manifest files must be a list of {path, rows, bytes, md5}"
+    if not isinstance(doc.get("total_rows"), int):
+        return "manifest total_rows must be an integer"
+    mess = doc.get("mess_counts", {})
+    if not isinstance(mess, dict) or not all(
+            isinstance(kinds, dict) and all(isinstance(n, int) for n in kinds.values()) for kinds in mess.values()):
+        return "manifest mess_counts must map column -> kind -> count"
+    return ""
+
+
+def read_partition(sink: Sink, table: str, partition: str, names: frozenset[str]) -> PartRead:
+    """The manifest and the files it lists (every data file present when there is no readable manifest)."""
+    pr = PartRead(table, partition, names)
+    base = f"{table}/{partition}"
+    listed: list[str] = []
+    if MANIFEST in names:
+        try:
+            pr.manifest = json.loads(sink.read(f"{base}/{MANIFEST}"))
+            pr.manifest_error = manifest_shape_error(pr.manifest)
+        except ValueError as exc:
+            pr.manifest_error = f"unreadable manifest ({exc})"
+        if pr.manifest_error:
+            pr.manifest = None
+        else:
+            listed = [f["path"] for f in pr.manifest["files"]]
+    if pr.manifest is None:
+        listed = sorted(n for n in names if n not in MARKERS)
+    for name in listed:
+        pr.files.append(read_file(sink, table, f"{base}/{name}") if name in names else FileRead(name, present=False))
+    return pr

@@ -1,0 +1,163 @@
+"""Benchmark a backfill end to end: `python scripts/benchmark.py [--keep] [--out PATH] [key=value ...]`.
+
+Runs the backfill bear would run for the given Hydra overrides (default: the full default
+config) in-process, into a temporary local lake unless `sink.root=` is given, and prints
+and saves (JSON, default bench-results/<timestamp>.json) what DESIGN §7 asks to measure:
+rows/s end to end, Parquet bytes per row and MB/s per table, where the wall time went,
+peak memory of the driver and of a worker, and how many Ray workers did the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from bear.cli import conf_dir
+from bear.config import BearConfig, register, validate
+from bear.runner import backfill
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def compose_config(overrides: list[str]) -> BearConfig:
+    """The config `bear run <overrides>` would run (same composition, same validation)."""
+    register()
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        dcfg = compose(config_name="config", overrides=["command=run", *overrides])
+    cfg = OmegaConf.to_object(dcfg)
+    validate(cfg)
+    return cfg
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, timeout=10, check=False)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (the driver) so far, all threads, user and system."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float, driver_cpu_s: float,
+              load_before: str) -> dict:
+    """The benchmark figures, derived from the run report `backfill` returned."""
+    wall = report["wall_seconds"]
+    tables = {}
+    for table, t in report["tables"].items():
+        rows, size = t["rows"], t["bytes"]
+        tables[table] = {
+            "rows": rows,
+            "bytes": size,
+            "bytes_per_row": round(size / max(rows, 1), 2),
+            "parquet_mb_per_s": round(size / 2**20 / max(wall, 1e-9), 2),
+        }
+    driver = report["driver_seconds"]
+    worker = report["worker_seconds"]
+    driver_work = driver.get("lookups", 0.0) + driver.get("plan", 0.0) + driver.get("commit", 0.0)
+    total_rows = report["total_rows"]
+    return {
+        "when": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "revision": _git_revision(),
+        "overrides": overrides,
+        "range": [cfg.run.start, cfg.run.end],
+        "mess": cfg.mess.level,
+        "chunks": report["chunks"],
+        "total_rows": total_rows,
+        "total_bytes": report["total_bytes"],
+        "wall_seconds": wall,
+        "process_wall_seconds": round(wall_s, 3),
+        "rows_per_second": round(total_rows / max(wall, 1e-9)),
+        "bytes_per_row": round(report["total_bytes"] / max(total_rows, 1), 2),
+        "parquet_mb_per_s": round(report["total_bytes"] / 2**20 / max(wall, 1e-9), 2),
+        "tables": tables,
+        # driver phases are wall time on the driver; worker phases are summed over all tasks (task-seconds)
+        "driver_seconds": driver,
+        "driver_share_of_wall": round(driver_work / max(wall, 1e-9), 4),
+        "driver_cpu_seconds": round(driver_cpu_s, 3),
+        "worker_task_seconds": worker,
+        "driver_peak_rss_mb": report["driver_peak_rss_mb"],
+        "worker_peak_rss_mb": report["worker_peak_rss_mb"],
+        "ray_workers": report["worker_count"],
+        "ray_nodes": len(report["jobs_per_node"]),
+        "load_average_before": load_before,
+        "load_average_after": _load(),
+    }
+
+
+def print_summary(s: dict) -> None:
+    print(f"bear benchmark {s['range'][0]} .. {s['range'][1]}, mess {s['mess']}, {s['chunks']} chunks, "
+          f"{s['ray_workers']} Ray workers on {s['ray_nodes']} node(s), revision {s['revision']}")
+    print(f"  {s['total_rows']:,} rows in {s['wall_seconds']:.1f} s: {s['rows_per_second']:,} rows/s end to end, "
+          f"{s['parquet_mb_per_s']:.1f} MB/s Parquet, {s['bytes_per_row']:.1f} bytes/row")
+    print(f"  {'table':<16}{'rows':>14}{'MiB':>10}{'bytes/row':>11}{'MB/s':>8}")
+    for table, t in s["tables"].items():
+        print(f"  {table:<16}{t['rows']:>14,}{t['bytes'] / 2**20:>10.1f}{t['bytes_per_row']:>11.1f}"
+              f"{t['parquet_mb_per_s']:>8.1f}")
+    print("  driver (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in s["driver_seconds"].items())
+          + f"; lookups+plan+commit = {100 * s['driver_share_of_wall']:.1f} % of wall; driver CPU "
+          f"{s['driver_cpu_seconds']:.1f} s")
+    print("  workers (task s): " + ", ".join(f"{k} {v:.2f}" for k, v in s["worker_task_seconds"].items()))
+    print(f"  peak RSS: driver {s['driver_peak_rss_mb']:.0f} MiB, worker {s['worker_peak_rss_mb']:.0f} MiB; "
+          f"load average before {s['load_average_before']}, after {s['load_average_after']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for `bear run`")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary lake (ignored with sink.root=)")
+    parser.add_argument("--out", help="where to save the JSON (default bench-results/<timestamp>.json)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    overrides = list(args.overrides)
+    tmp = None
+    if not any(o.startswith("sink.root=") for o in overrides):
+        tmp = tempfile.mkdtemp(prefix="bear-bench-")
+        overrides.append(f"sink.root={tmp}/lake")
+    cfg = compose_config(overrides)
+    load_before = _load()
+    try:
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        report = backfill(cfg)
+        wall_s, driver_cpu_s = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    finally:
+        if tmp is not None and not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    summary = summarise(report, cfg, list(args.overrides), wall_s, driver_cpu_s, load_before)
+    print_summary(summary)
+    if tmp is not None and args.keep:
+        print(f"  lake kept at {tmp}/lake")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else REPO / "bench-results" / f"{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"  saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The GCS sink against a real emulator (fake-gcs-server): same lake, retries, auth, kills, dry runs.
+
+Every lake here is compared with one local smoke backfill: same objects, same Parquet bytes,
+same manifests (their wall-clock created_at aside). Faults come from a loopback proxy
+between gcsfs and the emulator (tests/gcs_support.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+from conftest import compose_cfg
+from gcs_support import Emulator, FaultProxy, Faults
+
+from bear.checks import check_tables
+from bear.config import SinkConfig
+from bear.runner import RunError, backfill, expected_partitions, prepare
+from bear.schemas import TABLES, TRANSACTIONS
+from bear.sink import Sink, SinkAuthError, SinkError, open_sink
+from bear.state import CHECKPOINT, MANIFEST, PLAN, STATE_DIR, SUCCESS
+from bear.verify import verify_lake
+
+BEAR = str(Path(sys.executable).with_name("bear"))
+FAST_RETRIES = ("sink.backoff_base_s=0.01", "sink.backoff_max_s=0.1")
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    """fake-gcs-server on loopback; STORAGE_EMULATOR_HOST points at it for this module only."""
+    em = Emulator(tmp_path_factory.mktemp("gcs"))
+    before = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = em.url
+    yield em
+    em.stop()
+    if before is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = before
+
+
+@pytest.fixture(scope="module")
+def proxy(emulator):
+    px = FaultProxy(emulator.url)
+    yield px
+    px.stop()
+
+
+def gcs_cfg(bucket: str, *overrides: str, endpoint: str | None = None):
+    """`bear sink=gcs sink.bucket=...`; through `endpoint` (a proxy) when given, else STORAGE_EMULATOR_HOST."""
+    via = [f"sink.endpoint={endpoint}", "sink.token=anon"] if endpoint else []
+    return compose_cfg("sink=gcs", f"sink.bucket={bucket}", *via, *overrides)
+
+
+def gcs_sink(emulator: Emulator, bucket: str) -> Sink:
+    """Direct access to a lake in the emulator (default prefix), bypassing any proxy."""
+    return open_sink(SinkConfig(kind="gcs", bucket=bucket, token="anon", endpoint=emulator.url))
+
+
+def snapshot(sink: Sink) -> dict[str, object]:
+    """Every lake object (run state aside): Parquet bytes, manifests without created_at, markers."""
+    rels = [r for r in sink.find("") if not r.startswith(f"{STATE_DIR}/")]
+    blobs = sink.fs.cat([sink.path(r) for r in rels]) if not sink.is_local else {
+        sink.path(r): sink.read(r) for r in rels}
+    out: dict[str, object] = {}
+    for rel in rels:
+        data = blobs[sink.path(rel)]
+        if rel.endswith(MANIFEST):
+            doc = json.loads(data)
+            doc.pop("created_at")
+            out[rel] = doc
+        else:
+            out[rel] = data
+    return out
+
+
+def assert_same_lake(sink: Sink, reference: dict[str, object]) -> dict[str, object]:
+    """The lake at `sink` equals the reference, object for object; returns its snapshot."""
+    got = snapshot(sink)
+    assert sorted(got) == sorted(reference)
+    differ = [r for r in got if got[r] != reference[r]]
+    assert not differ, f"{len(differ)} of {len(got)} objects differ from the local lake, e.g. {differ[:3]}"
+    return got
+
+
+def run_bear(*args: str, cwd: Path, env: dict[str, str], **kw) -> subprocess.Popen:
+    return subprocess.Popen([BEAR, *args], cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(ray_local, tmp_path_factory):
+    """The same smoke run to the local sink: what every GCS lake must equal."""
+    root = tmp_path_factory.mktemp("ref") / "lake"
+    backfill(compose_cfg(f"sink.root={root}"))
+    return snapshot(open_sink(SinkConfig(root=str(root))))
+
+
+@pytest.fixture(scope="module")
+def gcs_lake(ray_local, emulator):
+    """`bear sink=gcs sink.bucket=lake` with STORAGE_EMULATOR_HOST set (anonymous access implied)."""
+    emulator.create_bucket("lake")
+    report = backfill(gcs_cfg("lake"))
+    return gcs_sink(emulator, "lake"), report
+
+
+def test_gcs_lake_equals_the_local_lake_object_for_object(reference, gcs_lake):
+    sink, report = gcs_lake
+    got = assert_same_lake(sink, reference)
+    assert report["lake"] == "gs://lake/ecom/raw"
+    # run state lives with the lake, so another machine can resume it
+    state = sink.find(STATE_DIR)
+    assert {PLAN, CHECKPOINT} <= set(state)
+    ck = json.loads(sink.read(CHECKPOINT))
+    assert ck["committed_chunks"] == ck["total_chunks"] and ck["dimensions_committed"]
+    # every partition of the range is there and complete: manifest and _SUCCESS
+    p = prepare(gcs_cfg("lake"))
+    parts = {r.rsplit("/", 1)[0] for r in got if r.endswith(SUCCESS)}
+    assert {t: sum(d.startswith(f"{t}/") for d in parts) for t in TABLES} == expected_partitions(p)
+    assert all(f"{d}/{MANIFEST}" in got for d in parts)
+
+
+def test_invariants_hold_on_the_lake_read_back_from_gcs(gcs_lake):
+    sink, report = gcs_lake
+    tables = {t: ds.dataset(sink.path(t), filesystem=sink.fs, format="parquet", partitioning="hive").to_table()
+              for t in TABLES}
+    assert sum(t.num_rows for t in tables.values()) == report["total_rows"] > 0
+    failures = check_tables(tables)
+    assert not failures, "\n".join(map(str, failures))
+    audit = verify_lake(sink, gcs_cfg("lake"))  # `bear verify`: manifests, checksums, markers, the range, mess
+    assert audit.ok, audit.render()
+
+
+def test_sink_alone_decides_retries_and_says_how_to_fix_auth(emulator, proxy):
+    """One HTTP request per attempt (gcsfs's own retry loop is off), bounded by sink.max_attempts."""
+    emulator.create_bucket("unit")
+    cfg = SinkConfig(kind="gcs", bucket="unit", token="anon", endpoint=proxy.url, max_attempts=3,
+                     backoff_base_s=0.01, backoff_max_s=0.02, timeout_s=0.5)
+    sink = open_sink(cfg)
+
+    for status in (408, 429, 500, 502, 503, 504):  # gcsfs raises HttpError(code) or, for 502, ProxyError
+        proxy.set(Faults(error=1.0, status=status))
+        with pytest.raises(SinkError, match="failed after 3 attempts"):
+            sink.write("a.json", b"{}")
+        assert proxy.counts.requests == 3, status
+
+    proxy.set(Faults(error=1.0, status=401))
+    with pytest.raises(SinkAuthError) as err:
+        sink.write("a.json", b"{}")
+    assert proxy.counts.requests == 1
+    assert "HTTP 401 on upload a.json" in str(err.value) and "gcloud auth application-default login" in str(err.value)
+    assert "\n" not in str(err.value)
+    proxy.set(Faults(error=1.0, status=403))  # gcsfs raises a bare OSError("Forbidden: ...") for this one
+    with pytest.raises(SinkAuthError, match="GCS denied access to gs://unit/ecom/raw .*roles/storage.objectAdmin"):
+        sink.write("a.json", b"{}")
+    assert proxy.counts.requests == 1
+    proxy.set(Faults(error=1.0, status=400))
+    with pytest.raises(SinkError, match="upload a.json on gs://unit/ecom/raw failed: "):
+        sink.write("a.json", b"{}")
+    assert proxy.counts.requests == 1
+
+    # a corrupted upload is caught by the server's md5 and sent again; so is a lost answer or a silent server
+    direct = gcs_sink(emulator, "unit")
+    for kind in ("corrupt_upload", "drop_after", "stall"):
+        proxy.set(Faults(**{kind: 1.0}))
+        with pytest.raises(SinkError, match="failed after 3 attempts"):
+            sink.write("x/part-00000.parquet", b"PAR1-payload-PAR1")
+        assert proxy.counts.injected == {kind: 3}
+        proxy.set(Faults(**{kind: 1.0}, until=3))  # two failures, then through
+        sink.write("x/part-00000.parquet", b"PAR1-payload-PAR1")
+        assert proxy.counts.injected == {kind: 2}
+        assert direct.read("x/part-00000.parquet") == b"PAR1-payload-PAR1"
+
+    proxy.set(Faults())
+    missing = open_sink(SinkConfig(kind="gcs", bucket="no-such-bucket", token="anon", endpoint=proxy.url))
+    for attempt in (missing.check_writable, lambda: missing.write("a.json", b"{}")):
+        with pytest.raises(SinkError, match=r"bucket gs://no-such-bucket does not exist; create it"):
+            attempt()
+    keyless = open_sink(SinkConfig(kind="gcs", bucket="unit", token="/secret/key-file.json", endpoint=proxy.url))
+    with pytest.raises(SinkAuthError, match="no service-account key file exists") as err:
+        keyless.check_writable()  # credentials are loaded on first use, so `bear plan` needs none
+    assert "/secret" not in str(err.value)
+
+
+def test_run_through_transient_faults_completes_with_an_identical_lake(reference, emulator, proxy, ray_local):
+    emulator.create_bucket("flaky")
+    proxy.set(Faults(error=0.06, drop_before=0.03, drop_after=0.03, corrupt_upload=0.05, stall=0.002))
+    backfill(gcs_cfg("flaky", "sink.max_attempts=10", "sink.timeout_s=1", *FAST_RETRIES, endpoint=proxy.url))
+    assert set(proxy.counts.injected) == {"error", "drop_before", "drop_after", "corrupt_upload", "stall"}, \
+        proxy.counts.injected
+    assert_same_lake(gcs_sink(emulator, "flaky"), reference)
+
+
+def test_auth_failure_stops_keeps_the_checkpoint_and_a_rerun_resumes(reference, emulator, proxy, ray_local,
+                                                                      tmp_path):
+    emulator.create_bucket("auth")
+    direct = gcs_sink(emulator, "auth")
+    # credentials expire mid-run: one chunk at a time, every answer is 401 after the 250th data file (the
+    # dimensions make 184 files, each chunk ~50), so while a worker uploads the second chunk
+    proxy.set(Faults(error=1.0, status=401, after_uploads=250))
+    with pytest.raises((RunError, SinkAuthError), match="GCS rejected the credentials") as err:
+        backfill(gcs_cfg("auth", "ray.max_in_flight=1", *FAST_RETRIES, endpoint=proxy.url))
+    assert "\n" not in str(err.value)
+    checkpoint = direct.read(CHECKPOINT)
+    ck = json.loads(checkpoint)
+    assert 0 < ck["committed_chunks"] < ck["total_chunks"]
+
+    # the CLI: every request refused -> exit code 1, one line saying how to fix it, checkpoint untouched
+    proxy.set(Faults(error=1.0, status=401))
+    proc = run_bear("+preset=smoke", "sink=gcs", "sink.bucket=auth", cwd=tmp_path,
+                    env={"STORAGE_EMULATOR_HOST": proxy.url})
+    out, errs = proc.communicate(timeout=120)
+    lines = [line for line in errs.splitlines() if line.startswith("bear: ")]
+    assert proc.returncode == 1, errs
+    assert len(lines) == 1 and "GCS rejected the credentials for gs://auth/ecom/raw (HTTP 401" in lines[0], errs
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in lines[0] and "Traceback" not in errs
+    assert direct.read(CHECKPOINT) == checkpoint
+
+    # a dry run of the half-done lake lists exactly what the resume still has to write
+    cfg = gcs_cfg("auth", "sink.dry_run=true")
+    listing = backfill(cfg)
+    first_day = prepare(cfg).works[ck["committed_chunks"]].plan.chunk.name.split("..")[0]
+    assert {o["path"] for o in listing["objects"]} == {
+        r for r in reference if r.split("/")[0] in TRANSACTIONS and r.split("/")[1] >= f"ingest_dt={first_day}"}
+
+    proxy.set(Faults())
+    backfill(gcs_cfg("auth"))
+    assert_same_lake(direct, reference)
+
+
+def test_killed_mid_upload_leaves_no_false_success_and_rerun_completes(reference, emulator, proxy, ray_local,
+                                                                        tmp_path):
+    emulator.create_bucket("killed")
+    direct = gcs_sink(emulator, "killed")
+    # one chunk at a time; data uploads after the 300th hang in the proxy (the dimensions and the first two
+    # chunks make ~280 files), so the run is killed while a worker is uploading the third chunk
+    proxy.set(Faults(hold_upload=1.0, after_uploads=300))
+    proc = run_bear("+preset=smoke", "sink=gcs", "sink.bucket=killed", "ray.max_in_flight=1", cwd=tmp_path,
+                    env={"STORAGE_EMULATOR_HOST": proxy.url})
+    deadline = time.monotonic() + 120
+    while not proxy.counts.held and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the driver finish any commit it had started
+    os.killpg(proc.pid, signal.SIGKILL)
+    out, errs = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, errs
+    time.sleep(2)  # Ray workers (own process groups) exit within ~1 s of their raylet's death
+    proxy.release()  # the held uploads now land, after their writer died
+    while proxy.counts.active:
+        time.sleep(0.05)
+
+    objects = set(direct.find(""))
+    done = [r.rsplit("/", 1)[0] for r in objects if r.endswith(SUCCESS)]
+    assert done, "the run committed something before it was killed"
+    for part in done:
+        manifest = json.loads(direct.read(f"{part}/{MANIFEST}"))
+        for f in manifest["files"]:
+            assert direct.fs.info(direct.path(f"{part}/{f['path']}"))["md5Hash"]
+            assert reference[f"{part}/{f['path']}"] == direct.read(f"{part}/{f['path']}")
+    orphans = [r for r in objects if r.endswith(".parquet") and r.rsplit("/", 1)[0] not in set(done)]
+    assert orphans, "data of uncommitted chunks was on GCS when the run died"
+
+    proxy.set(Faults())
+    backfill(gcs_cfg("killed"))
+    assert_same_lake(direct, reference)
+
+
+def test_dry_run_writes_nothing_and_lists_what_a_run_writes(reference, emulator, proxy, tmp_path):
+    local = tmp_path / "never"
+    listing = backfill(compose_cfg(f"sink.root={local}", "sink.dry_run=true"))
+    assert not local.exists()
+    rows = {o["path"]: o["rows"] for o in listing["objects"]}
+    assert sorted(rows) == sorted(reference)
+    for rel, doc in reference.items():
+        if rel.endswith(MANIFEST):
+            for f in doc["files"]:
+                assert rows[f"{rel.rsplit('/', 1)[0]}/{f['path']}"] == f["rows"]
+    assert sum(t["rows"] for t in listing["tables"].values()) == sum(
+        d["total_rows"] for r, d in reference.items() if r.endswith(MANIFEST))
+
+    # the CLI against GCS (through the proxy, which sees every request): reads only, and the same listing
+    emulator.create_bucket("dry")
+    proxy.set(Faults())
+    proc = run_bear("+preset=smoke", "sink=gcs", "sink.bucket=dry", "sink.dry_run=true", cwd=tmp_path,
+                    env={"STORAGE_EMULATOR_HOST": proxy.url})
+    out, errs = proc.communicate(timeout=120)
+    assert proc.returncode == 0, errs
+    listed = [line.split()[0].removeprefix("gs://dry/ecom/raw/") for line in out.splitlines()
+              if line.startswith("gs://dry/ecom/raw/")]
+    assert sorted(listed) == sorted(reference)
+    assert "nothing is written" in out.splitlines()[0]
+    methods = {method for method, path in proxy.counts.seen if "/b/dry/" in path}
+    assert methods == {"GET"}, proxy.counts.seen
+    assert gcs_sink(emulator, "dry").find("") == []

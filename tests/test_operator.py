@@ -1,0 +1,152 @@
+"""Operator experience: progress, run report, logs, failures, secrets (through the real `bear` command)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+from test_runner import BEAR, TESTS, run_bear
+
+SMOKE = ("+preset=smoke", "run.end=2020-01-31")
+
+
+def _daily_from_manifests(lake: Path) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for m in lake.rglob("_MANIFEST.json"):
+        doc = json.loads(m.read_text())
+        if doc["partition"].startswith("ingest_dt="):
+            out.setdefault(doc["table"], {})[doc["partition"].split("=")[1]] = doc["total_rows"]
+    return out
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.data_json = ""
+        self.svgs = 0
+        self._in_data = False
+
+    def handle_starttag(self, tag, attrs):
+        self._in_data = tag == "script" and ("id", "bear-data") in attrs
+        self.svgs += tag == "svg"
+
+    def handle_data(self, data):
+        if self._in_data:
+            self.data_json += data
+        else:
+            self.text.append(data)
+
+    def handle_endtag(self, tag):
+        self._in_data = False
+
+
+def test_report_json_and_html_match_the_lake_and_progress_logs(tmp_path):
+    lake = tmp_path / "lake"
+    res = run_bear(*SMOKE, f"sink.root={lake}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "progress: 4/4 chunks" in res.stderr and "rows/s" in res.stderr  # not a terminal: log lines
+    assert "cart_items" in res.stdout and "report:" in res.stdout
+    report = json.loads((lake / "_bear" / "report.json").read_text())
+    manifests = [json.loads(m.read_text()) for m in lake.rglob("_MANIFEST.json")]
+    for table, t in report["tables"].items():
+        assert t["rows"] == sum(m["total_rows"] for m in manifests if m["table"] == table)
+        assert t["partitions"] == sum(1 for m in manifests if m["table"] == table)
+    assert report["total_rows"] == sum(m["total_rows"] for m in manifests)
+    page = _Page()
+    page.feed((lake / "_bear" / "report.html").read_text())
+    text = " ".join(page.text)
+    for table in report["tables"]:
+        assert table in text
+    assert page.svgs >= 3
+    data = json.loads(page.data_json)
+    assert data["daily_rows"] == _daily_from_manifests(lake)
+    assert "http://" not in (lake / "_bear" / "report.html").read_text().replace("http://www.w3.org", "")
+
+
+def test_progress_bar_on_a_terminal_and_sane_on_resume(tmp_path):
+    lake = tmp_path / "lake"
+    env = {**os.environ, "PYTHONPATH": TESTS, "BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-01-25"}
+    crashed = run_bear(*SMOKE, f"sink.root={lake}", "hooks.post_export=[kill_hooks:kill_at_partition]",
+                       cwd=tmp_path, env=env)
+    assert crashed.returncode == -signal.SIGKILL
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([BEAR, *SMOKE, f"sink.root={lake}"], cwd=tmp_path, env=env, stdin=slave,
+                            stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(timeout=60) == 0
+    text = out.decode(errors="replace")
+    assert "\r[" in text and "#" in text
+    frames = [f for f in text.split("\r") if "chunks |" in f]
+    assert "2/4 chunks" in frames[0]  # resumes from the checkpoint, not from zero
+    assert "4/4 chunks" in frames[-1] and "(100%)" in frames[-1]
+    assert all("(10" not in f or "(100%)" in f for f in frames)  # never past 100 %
+
+
+def test_failing_chunk_is_one_clear_line_and_resumable(tmp_path):
+    lake = tmp_path / "lake"
+    env = {"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-01-05"}
+    crashed = run_bear(*SMOKE, f"sink.root={lake}", "hooks.post_export=[kill_hooks:kill_at_partition]",
+                       cwd=tmp_path, env=env)
+    assert crashed.returncode == -signal.SIGKILL
+    obstacle = lake / "orders" / "ingest_dt=2020-01-15" / "part-00000.parquet"
+    if obstacle.exists():
+        obstacle.unlink()
+    obstacle.mkdir(parents=True)
+    res = run_bear(*SMOKE, f"sink.root={lake}", cwd=tmp_path)
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("bear:")]
+    assert len(errors) == 1, res.stderr
+    assert "chunk 1 (2020-01-11..2020-01-20) failed: IsADirectoryError" in errors[0]
+    assert "at bear/" in errors[0] and "Traceback" not in res.stderr
+    assert json.loads((lake / "_bear" / "checkpoint.json").read_text())["committed_chunks"] == 0
+    shutil.rmtree(obstacle)
+    res = run_bear(*SMOKE, f"sink.root={lake}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+
+
+def test_planted_token_never_leaks(tmp_path):
+    secret = "PLANTED-SECRET-7f3a9c"
+    lake = tmp_path / "lake"
+    res = run_bear(*SMOKE, f"sink.root={lake}", f"sink.token={secret}", "logging.level=DEBUG", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    cfg = run_bear("--cfg", "job", *SMOKE, f"sink.token={secret}", cwd=tmp_path)
+    assert cfg.returncode == 0 and "token: '***'" in cfg.stdout
+    status = run_bear("status", *SMOKE, f"sink.root={lake}", f"sink.token={secret}", cwd=tmp_path)
+    for output in (res.stdout, res.stderr, cfg.stdout, cfg.stderr, status.stdout, status.stderr):
+        assert secret not in output
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_json_logs(tmp_path):
+    res = run_bear(*SMOKE, f"sink.root={tmp_path / 'lake'}", "logging.format=json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    records = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    assert records and all({"ts", "level", "message"} <= set(r) for r in records)
+    assert any("progress:" in r["message"] for r in records)
+
+
+def test_quiet_shows_no_progress(tmp_path):
+    res = run_bear(*SMOKE, f"sink.root={tmp_path / 'lake'}", "logging.progress=quiet", cwd=tmp_path)
+    assert res.returncode == 0 and "progress:" not in res.stderr

@@ -1,0 +1,285 @@
+"""`bear verify` (issue 5): a clean lake passes; each seeded corruption fails the check that names it."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from conftest import compose_cfg
+
+from bear.runner import backfill
+from bear.sink import open_sink
+from bear.verify import verify_lake
+from bear.verify_report import CHECKS, Report
+from bear.writer import encode
+
+BEAR = str(Path(sys.executable).with_name("bear"))
+
+
+@pytest.fixture(scope="module")
+def built(ray_local, tmp_path_factory):
+    """One small lake (the smoke preset) and its config; tests corrupt copies of it."""
+    root = tmp_path_factory.mktemp("verify") / "lake"
+    cfg = compose_cfg(f"sink.root={root}")
+    backfill(cfg)
+    return root, cfg
+
+
+@pytest.fixture
+def lake(built, tmp_path):
+    """A private copy of the lake and a verify function for it."""
+    root, cfg = built
+    mine = tmp_path / "lake"
+    shutil.copytree(root, mine)
+    cfg = copy.deepcopy(cfg)
+    cfg.sink.root = str(mine)
+
+    def verify() -> Report:
+        return verify_lake(open_sink(cfg.sink), cfg)
+
+    return mine, cfg, verify
+
+
+def failed(report: Report) -> set[str]:
+    return {c.name for c in report.checks.values() if c.failures}
+
+
+def first_file(root: Path, table: str, partition: str | None = None) -> Path:
+    """The first data file of `table` (in `partition` if given) that holds rows."""
+    parts = [root / table / partition] if partition else sorted((root / table).iterdir())
+    for part in parts:
+        for f in sorted(part.glob("*.parquet")):
+            if pq.ParquetFile(f).metadata.num_rows > 1:
+                return f
+    raise AssertionError(f"no data file with rows in {table}")
+
+
+def rewrite(path: Path, cfg, change: Callable[[pa.Table], pa.Table]) -> None:
+    """Replace a data file's rows and keep its manifest consistent (rows, bytes, md5), like a writer would."""
+    table = path.parent.parent.name
+    data = encode(change(pq.read_table(path)), cfg.output, table)
+    path.write_bytes(data)
+    manifest_path = path.parent / "_MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text())
+    entry = next(f for f in manifest["files"] if f["path"] == path.name)
+    entry.update(rows=pq.ParquetFile(path).metadata.num_rows, bytes=len(data), md5=hashlib.md5(data).hexdigest())
+    manifest["total_rows"] = sum(f["rows"] for f in manifest["files"])
+    manifest["total_bytes"] = sum(f["bytes"] for f in manifest["files"])
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def set_value(table: pa.Table, column: str, row: int, value) -> pa.Table:
+    values = table[column].to_pylist()
+    values[row] = value
+    i = table.schema.get_field_index(column)
+    return table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
+
+
+def drop_row(table: pa.Table, row: int) -> pa.Table:
+    return pa.concat_tables([table.slice(0, row), table.slice(row + 1)])
+
+
+def test_clean_lake_passes_every_check(lake):
+    _, _, verify = lake
+    report = verify()
+    assert report.ok, report.render()
+    doc = report.to_json()
+    by_name = {c["check"]: c for c in doc["checks"]}
+    assert set(by_name) == set(CHECKS)
+    assert all(c["status"] == "ok" for c in doc["checks"])
+    # every check really looked at something, so "ok" is not vacuous
+    assert all(c["checked"] > 0 for c in doc["checks"]), doc["checks"]
+    assert doc["rows"]["cart_items"] > 10_000 and doc["rows"]["returns"] > 0
+    assert {m["kind"] for m in doc["mess"]} == {"null", "style", "redrawn"} and all(m["ok"] for m in doc["mess"])
+
+
+def test_deleted_data_file(lake):
+    root, _, verify = lake
+    first_file(root, "cart_items").unlink()
+    report = verify()
+    assert {"manifest.files", "coverage.rows", "keys.gap_free"} <= failed(report)
+    assert "manifest.checksum" not in failed(report)
+
+
+def test_row_duplicated_inside_a_file(lake):
+    root, cfg, verify = lake
+    f = first_file(root, "shopping_carts")
+    rewrite(f, cfg, lambda t: pa.concat_tables([t, t.slice(0, 1)]))
+    report = verify()
+    assert "keys.unique" in failed(report)
+    dup = report.checks["keys.unique"].failures[0]
+    assert dup.table == "shopping_carts" and dup.partition == f.parent.name
+    assert dup.examples == [pq.read_table(f)["cart_id"][0].as_py()]
+    assert not {"manifest.rows", "manifest.checksum", "files.schema"} & failed(report)
+
+
+def test_parent_row_removed(lake):
+    root, cfg, verify = lake
+    f = first_file(root, "shopping_carts")
+    items = pq.read_table(first_file(root, "cart_items", f.parent.name))
+    carts = pq.read_table(f)
+    row = carts["cart_id"].to_pylist().index(items["cart_id"][0].as_py())
+    rewrite(f, cfg, lambda t: drop_row(t, row))
+    report = verify()
+    assert {"integrity.foreign_key", "keys.gap_free"} <= failed(report)
+    fk = report.checks["integrity.foreign_key"].failures[0]
+    assert fk.table == "cart_items" and fk.examples == [items["cart_id"][0].as_py()]
+
+
+def test_row_moved_to_another_date_partition(lake):
+    root, cfg, verify = lake
+    src = first_file(root, "orders", "ingest_dt=2020-01-10")
+    dst = first_file(root, "orders", "ingest_dt=2020-01-11")
+    moved = pq.read_table(src).slice(0, 1)
+    rewrite(src, cfg, lambda t: t.slice(1))
+    rewrite(dst, cfg, lambda t: pa.concat_tables([t, moved]))
+    report = verify()
+    assert {"integrity.event_partition", "integrity.child_partition"} <= failed(report)
+    wrong = report.checks["integrity.event_partition"].failures[0]
+    assert (wrong.table, wrong.partition, wrong.examples) == ("orders", dst.parent.name, [moved["order_id"][0].as_py()])
+
+
+def test_price_changed_so_totals_do_not_add_up(lake):
+    root, cfg, verify = lake
+    f = first_file(root, "order_items")
+    rewrite(f, cfg, lambda t: set_value(t, "unit_price", 0, t["unit_price"][0].as_py() + 1))
+    report = verify()
+    assert failed(report) == {"money.gross_total"}
+    bad = report.checks["money.gross_total"].failures[0]
+    assert bad.examples == [pq.read_table(f)["order_id"][0].as_py()] and bad.partition == f.parent.name
+
+
+def test_success_marker_removed(lake):
+    root, _, verify = lake
+    (root / "returns" / "ingest_dt=2020-02-03" / "_SUCCESS").unlink()
+    report = verify()
+    assert failed(report) == {"coverage.markers"}
+    assert report.checks["coverage.markers"].failures[0].partition == "ingest_dt=2020-02-03"
+
+
+def test_byte_of_a_file_altered(lake):
+    root, _, verify = lake
+    f = first_file(root, "order_items")
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    report = verify()
+    assert "manifest.checksum" in failed(report)
+    bad = report.checks["manifest.checksum"].failures[0]
+    assert (bad.table, bad.partition, bad.examples) == ("order_items", f.parent.name, [f.name])
+
+
+def test_id_gap(lake):
+    root, cfg, verify = lake
+    f = first_file(root, "cart_items", "ingest_dt=2020-02-29")
+    last = pc.max(pq.read_table(f)["cart_item_id"]).as_py()
+    rewrite(f, cfg, lambda t: set_value(t, "cart_item_id", t.num_rows - 1, last + 1))
+    report = verify()
+    assert {"keys.gap_free", "keys.plan_blocks"} <= failed(report)
+    gap = report.checks["keys.gap_free"].failures[0]
+    assert gap.table == "cart_items" and gap.examples == [last]
+
+
+def test_data_file_outside_any_manifest(lake):
+    root, _, verify = lake
+    f = first_file(root, "orders")
+    shutil.copy(f, f.with_name("part-00001.parquet"))
+    report = verify()
+    assert failed(report) == {"manifest.orphans"}
+    assert report.checks["manifest.orphans"].failures[0].examples == ["part-00001.parquet"]
+
+
+def test_whole_partition_missing(lake):
+    root, _, verify = lake
+    shutil.rmtree(root / "shopping_carts" / "ingest_dt=2020-01-15")
+    report = verify()
+    assert "coverage.partitions" in failed(report)
+    missing = report.checks["coverage.partitions"].failures[0]
+    assert missing.table == "shopping_carts" and missing.examples == ["ingest_dt=2020-01-15"]
+
+
+def test_return_dated_before_its_order(lake):
+    root, cfg, verify = lake
+    f = first_file(root, "returns")
+    ret = pq.read_table(f).slice(0, 1).to_pylist()[0]
+    orders = pa.concat_tables([pq.read_table(p) for p in sorted((root / "orders").glob("*/*.parquet"))])
+    order_date = orders.filter(pc.equal(orders["order_id"], ret["order_id"]))["order_date"][0].as_py()
+    rewrite(f, cfg, lambda t: set_value(t, "return_date", 0, order_date - dt.timedelta(hours=1)))
+    report = verify()
+    assert "time.return_window" in failed(report)
+    assert report.checks["time.return_window"].failures[0].examples == [ret["return_id"]]
+
+
+def test_mess_counts_that_the_data_contradicts(lake):
+    root, _, verify = lake
+    for manifest_path in (root / "shopping_carts").glob("*/_MANIFEST.json"):
+        manifest = json.loads(manifest_path.read_text())
+        manifest["mess_counts"]["status"] = {"whitespace": 0, "casing": 0}
+        manifest_path.write_text(json.dumps(manifest))
+    report = verify()
+    assert failed(report) == {"mess.counts", "mess.rates"}
+    rate = report.checks["mess.rates"].failures[0]
+    assert rate.table == "shopping_carts" and "status style rate 0.0000" in rate.detail
+
+
+def test_return_line_away_from_its_return_and_a_malformed_manifest(lake):
+    root, cfg, verify = lake
+    src = first_file(root, "return_items")
+    moved = pq.read_table(src).slice(0, 1)
+    days = sorted(p.parent.name for p in (root / "return_items").glob("*/*.parquet"))
+    dst = first_file(root, "return_items", next(d for d in days if d != src.parent.name))
+    rewrite(src, cfg, lambda t: t.slice(1))
+    rewrite(dst, cfg, lambda t: pa.concat_tables([t, moved]))
+    (root / "orders" / "ingest_dt=2020-02-10" / "_MANIFEST.json").write_text('{"files": "not a list"}')
+    report = verify()
+    assert {"integrity.child_partition", "manifest.valid"} <= failed(report)
+    line = report.checks["integrity.child_partition"].failures[0]
+    assert (line.table, line.examples, line.partition) == (
+        "return_items", [moved["return_item_id"][0].as_py()], dst.parent.name)
+    assert report.checks["manifest.valid"].failures[0].partition == "ingest_dt=2020-02-10"
+
+
+def test_another_config_or_no_lake_fails_run_state(lake, tmp_path):
+    _, cfg, _ = lake
+    other = copy.deepcopy(cfg)
+    other.run.seed += 1
+    report = verify_lake(open_sink(other.sink), other)
+    assert "run.state" in failed(report) and not report.ok
+    other.sink.root = str(tmp_path / "nothing")
+    report = verify_lake(open_sink(other.sink), other)
+    assert failed(report) == {"run.state"} and not report.ok
+    assert report.to_json()["checks"][1]["status"] == "skipped"
+
+
+def test_cli_exit_codes_text_and_json(built, tmp_path):
+    root, _ = built
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    ok = subprocess.run([BEAR, "verify", "+preset=smoke", f"sink.root={root}"], capture_output=True, text=True,
+                        env=env, cwd=tmp_path, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK: all" in ok.stdout and "manifest.checksum" in ok.stdout
+    broken = tmp_path / "lake"
+    shutil.copytree(root, broken)
+    (broken / "orders" / "ingest_dt=2020-01-20" / "_SUCCESS").unlink()
+    bad = subprocess.run([BEAR, "verify", "--json", "+preset=smoke", f"sink.root={broken}"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 1, bad.stderr
+    doc = json.loads(bad.stdout)
+    assert doc["ok"] is False and doc["lake"] == str(broken)
+    markers = next(c for c in doc["checks"] if c["check"] == "coverage.markers")
+    assert markers["status"] == "fail" and markers["failed"] == 1
+    assert markers["failures"] == [{"table": "orders", "partition": "ingest_dt=2020-01-20",
+                                    "detail": "missing _SUCCESS", "count": 1, "examples": []}]
+    assert {c["status"] for c in doc["checks"] if c["check"] != "coverage.markers"} == {"ok"}
