@@ -5,7 +5,8 @@ from chunk to chunk without building a single string. For each chunk it yields t
 chunk's visits, what its buyers had spent before it, the first ID of each family, and the
 returns (from this or earlier chunks' orders) dated inside it, which is everything a
 worker needs to generate the chunk on its own, in any order, any number of times. A
-chunk's work is a few MB whatever the number of customers or the length of the run.
+chunk's work holds only that chunk's visits, never every customer's state, so what a
+worker receives depends on the chunk's volume, not on the run's length.
 """
 
 from __future__ import annotations

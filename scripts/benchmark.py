@@ -51,20 +51,29 @@ def _git_revision() -> str:
 
 
 def _load() -> str:
+    """Load average and, where the kernel reports it, CPU and I/O pressure (the machine is shared)."""
     try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+        text = " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+    for kind in ("cpu", "io"):
+        try:
+            some = Path(f"/proc/pressure/{kind}").read_text().split("\n")[0].split()
+            text += f", {kind} pressure {some[1].split('=')[1]} %"
+        except (OSError, IndexError):
+            pass
+    return text
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process (the driver) so far, all threads, user and system."""
+def _cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU time of this process (the driver) so far, all threads; system time is mostly the
+    file system calls of commits, which vary with the disk."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime
 
 
-def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float, driver_cpu_s: float,
-              load_before: str) -> dict:
+def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float,
+              driver_cpu_s: tuple[float, float], load_before: str) -> dict:
     """The benchmark figures, derived from the run report `backfill` returned."""
     wall = report["wall_seconds"]
     tables = {}
@@ -80,6 +89,11 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
     worker = report["worker_seconds"]
     driver_work = driver.get("lookups", 0.0) + driver.get("plan", 0.0) + driver.get("commit", 0.0)
     total_rows = report["total_rows"]
+    serial = {k: driver.get(k, 0.0) for k in ("lookups", "plan", "ray_start")}
+    parallel = max(wall - sum(serial.values()), 0.0)
+    task_s = sum(worker.values())
+    # the parallel phase (Ray up to the last commit) apportioned to the task phases by their task-seconds
+    wall_split = {**serial, **{k: round(parallel * v / max(task_s, 1e-9), 2) for k, v in worker.items()}}
     return {
         "when": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "revision": _git_revision(),
@@ -96,9 +110,10 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
         "parquet_mb_per_s": round(report["total_bytes"] / 2**20 / max(wall, 1e-9), 2),
         "tables": tables,
         # driver phases are wall time on the driver; worker phases are summed over all tasks (task-seconds)
+        "wall_split_seconds": wall_split,
         "driver_seconds": driver,
         "driver_share_of_wall": round(driver_work / max(wall, 1e-9), 4),
-        "driver_cpu_seconds": round(driver_cpu_s, 3),
+        "driver_cpu_seconds": {"user": round(driver_cpu_s[0], 3), "system": round(driver_cpu_s[1], 3)},
         "worker_task_seconds": worker,
         "driver_peak_rss_mb": report["driver_peak_rss_mb"],
         "worker_peak_rss_mb": report["worker_peak_rss_mb"],
@@ -120,8 +135,10 @@ def print_summary(s: dict) -> None:
               f"{t['parquet_mb_per_s']:>8.1f}")
     print("  driver (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in s["driver_seconds"].items())
           + f"; lookups+plan+commit = {100 * s['driver_share_of_wall']:.1f} % of wall; driver CPU "
-          f"{s['driver_cpu_seconds']:.1f} s")
+          f"{s['driver_cpu_seconds']['user']:.1f} s user + {s['driver_cpu_seconds']['system']:.1f} s system")
     print("  workers (task s): " + ", ".join(f"{k} {v:.2f}" for k, v in s["worker_task_seconds"].items()))
+    print("  wall split (s; tasks share the parallel phase by task-seconds, commits overlap it): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in s["wall_split_seconds"].items()))
     print(f"  peak RSS: driver {s['driver_peak_rss_mb']:.0f} MiB, worker {s['worker_peak_rss_mb']:.0f} MiB; "
           f"load average before {s['load_average_before']}, after {s['load_average_after']}")
 
@@ -143,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0, cpu0 = time.perf_counter(), _cpu_seconds()
         report = backfill(cfg)
-        wall_s, driver_cpu_s = time.perf_counter() - t0, _cpu_seconds() - cpu0
+        wall_s = time.perf_counter() - t0
+        driver_cpu_s = tuple(b - a for a, b in zip(cpu0, _cpu_seconds(), strict=True))
     finally:
         if tmp is not None and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
