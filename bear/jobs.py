@@ -18,10 +18,9 @@ from bear.lookups import Lookups, customer_columns, product_columns
 from bear.mess import apply_mess
 from bear.model import DAY_S, Model
 from bear.plan import ChunkWork
-from bear.schemas import GUEST_PARTITION
 from bear.sink import Sink
 from bear.tables import Rows, chunk_tables
-from bear.writer import PartitionStat, day_partition, ingestion_seconds, write_partitions
+from bear.writer import PartitionStat, day_partition, ingestion_seconds, signup_partition, write_partitions
 
 
 @dataclass
@@ -83,7 +82,7 @@ def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
     signup = cust.signup_day.astype(np.int64)
     rows = Rows(customer_columns(model, lk, final_spend_c), np.where(signup >= 0, signup * DAY_S, run_start_s), key)
     codes = np.unique(signup)
-    names = {int(c): (GUEST_PARTITION if c < 0 else day_partition(int(c))) for c in codes}
+    names = {int(c): signup_partition(int(c)) for c in codes}
     ingest = {int(c): (ingestion_seconds(int(c)) if c >= 0 else run_start_s) for c in codes}
     ledger = apply_mess(model, "customers", rows.cols, rows.key, rows.event_s)
     stats = write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, "customers", rows, ledger, signup, names,

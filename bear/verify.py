@@ -56,7 +56,7 @@ from bear.sink import Sink, open_sink
 from bear.state import CHECKPOINT, PLAN, STATE_DIR, content_config, fingerprint, read_json
 from bear.verify_read import DAY, MARKERS, PartRead, concat, empty_table, read_partition
 from bear.verify_report import Findings, Report
-from bear.writer import day_partition
+from bear.writer import day_partition, signup_partition
 
 SALES = ("shopping_carts", "cart_items", "orders", "order_items")
 RETURNS = ("returns", "return_items")
@@ -328,8 +328,7 @@ class Audit:
         days = range(windows[0].start, windows[-1].end + 1) if windows else range(0)
         expected = {t: [f"ingest_dt={day_partition(d)}" for d in days] for t in TRANSACTIONS}
         signup = np.unique(build_customers(Model.build(self.cfg)).signup_day)
-        expected["customers"] = [f"signup_date={GUEST_PARTITION if d < 0 else day_partition(int(d))}"
-                                 for d in signup]
+        expected["customers"] = [f"signup_date={signup_partition(int(d))}" for d in signup]
         expected["product_catalog"] = [f"category={c}" for c in CATEGORIES]
         found: dict[str, set[str]] = defaultdict(set)
         for t, p in self.listing:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from bear.config import OutputConfig
 from bear.mess import Ledger
 from bear.model import DAY_S, day_to_date
-from bear.schemas import FILE_SCHEMAS, PARTITION_KEY, TABLE_CODE, dictionary_columns
+from bear.schemas import FILE_SCHEMAS, GUEST_PARTITION, PARTITION_KEY, TABLE_CODE, dictionary_columns
 from bear.sink import Sink
 from bear.tables import Rows, timestamps
 
@@ -55,6 +55,11 @@ class PartitionStat:
 
 def day_partition(day: int) -> str:
     return day_to_date(day).isoformat()
+
+
+def signup_partition(day: int) -> str:
+    """A customer's signup_date partition value; guests (no signup, day < 0) go to Hive's null partition."""
+    return GUEST_PARTITION if day < 0 else day_partition(day)
 
 
 def ingestion_seconds(day: int) -> int:
