@@ -19,6 +19,7 @@ from bear.mess import apply_mess
 from bear.model import DAY_S, Model
 from bear.plan import ChunkWork
 from bear.sink import Sink
+from bear.state import MANIFEST, manifest_document, write_json
 from bear.tables import Rows, chunk_tables
 from bear.writer import PartitionStat, day_partition, ingestion_seconds, signup_partition, write_partitions
 
@@ -27,6 +28,7 @@ from bear.writer import PartitionStat, day_partition, ingestion_seconds, signup_
 class JobResult:
     index: int  # chunk index; -1 for the dimensions
     partitions: list[PartitionStat]
+    manifests: list[dict]  # the `_MANIFEST.json` written for each of `partitions`, in the same order
     seconds: dict[str, float] = field(default_factory=dict)
     node: str = ""  # where it ran (Ray node id, else host name)
     peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
@@ -54,6 +56,16 @@ class Context:
     fingerprint: str
 
 
+def write_manifests(ctx: Context, stats: list[PartitionStat]) -> list[dict]:
+    """Each partition's manifest, next to its files. Written here, where the statistics are, so the driver's
+    commit is one `_SUCCESS` per partition: until that marker exists no reader trusts the manifest, and a
+    rerun of an uncommitted chunk rewrites both."""
+    manifests = [manifest_document(ctx.cfg, ctx.fingerprint, stat) for stat in stats]
+    for stat, manifest in zip(stats, manifests, strict=True):
+        write_json(ctx.sink, f"{stat.dir}/{MANIFEST}", manifest, indent=None)
+    return manifests
+
+
 def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
     t0 = time.perf_counter()
     tables = chunk_tables(ctx.model, ctx.lookups, work)
@@ -70,7 +82,10 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
         seconds["mess"] += time.perf_counter() - m0
         stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
                                   rows.event_s // DAY_S, names, ingest, seconds)
-    return JobResult(chunk.index, stats, seconds, *_where())
+    w0 = time.perf_counter()
+    manifests = write_manifests(ctx, stats)
+    seconds["write"] += time.perf_counter() - w0
+    return JobResult(chunk.index, stats, manifests, seconds, *_where())
 
 
 def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
@@ -93,4 +108,5 @@ def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
     cat = lk.products.category.astype(np.int64)
     stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, "product_catalog", prows, pledger, cat,
                               dict(enumerate(CATEGORIES)), dict.fromkeys(range(len(CATEGORIES)), run_start_s))
-    return JobResult(-1, stats, {"dimensions": time.perf_counter() - t0}, *_where())
+    manifests = write_manifests(ctx, stats)
+    return JobResult(-1, stats, manifests, {"dimensions": time.perf_counter() - t0}, *_where())

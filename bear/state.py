@@ -81,8 +81,9 @@ def read_json(sink: Sink, rel: str) -> dict | None:
     return json.loads(sink.read(rel))
 
 
-def write_json(sink: Sink, rel: str, obj: Any) -> None:
-    sink.write(rel, json.dumps(obj, indent=2, sort_keys=True).encode())
+def write_json(sink: Sink, rel: str, obj: Any, indent: int | None = 2) -> None:
+    """`indent=None` for documents written by the thousand (manifests): compact JSON is encoded in C."""
+    sink.write(rel, json.dumps(obj, indent=indent, sort_keys=True).encode())
 
 
 def plan_document(cfg: BearConfig, plans: list[ChunkPlan]) -> dict[str, Any]:
