@@ -8,6 +8,7 @@ uncommitted chunks, which a rerun regenerates byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -34,20 +35,17 @@ from bear.sink import Sink, SinkError, open_sink
 from bear.state import (
     CHECKPOINT,
     HOOKS_DIR,
-    MANIFEST,
     PLAN,
     SUCCESS,
     content_config,
     diff,
     empty_checkpoint,
     fingerprint,
-    manifest_document,
     now_iso,
     plan_document,
     read_json,
     write_json,
 )
-from bear.writer import PartitionStat
 
 log = logging.getLogger("bear")
 
@@ -121,13 +119,6 @@ def _check_resumable(p: Prepared) -> dict[str, Any]:
     return read_json(sink, CHECKPOINT) or empty_checkpoint(p.plan)
 
 
-def _write_markers(sink: Sink, cfg: BearConfig, fp: str, stat: PartitionStat) -> dict[str, Any]:
-    manifest = manifest_document(cfg, fp, stat)
-    write_json(sink, f"{stat.dir}/{MANIFEST}", manifest)
-    sink.write(f"{stat.dir}/{SUCCESS}", b"")
-    return manifest
-
-
 def load_hooks(specs: list[str]) -> list[Callable[[dict[str, Any]], Any]]:
     hooks = []
     for spec in specs:
@@ -140,7 +131,8 @@ def load_hooks(specs: list[str]) -> list[Callable[[dict[str, Any]], Any]]:
 
 
 class Committer:
-    """Publishes finished work strictly in order: manifests, _SUCCESS, hooks, then the checkpoint."""
+    """Publishes finished work strictly in order: `_SUCCESS` (the worker wrote files and manifest), hooks, then
+    the checkpoint."""
 
     def __init__(self, p: Prepared, checkpoint: dict[str, Any], hooks: list[Callable[[dict[str, Any]], Any]]):
         self.p = p
@@ -152,9 +144,9 @@ class Committer:
     def commit(self, result: JobResult) -> None:
         t0 = time.perf_counter()
         p, ck = self.p, self.checkpoint
-        manifests = list(self.pool.map(lambda s: _write_markers(p.sink, p.cfg, p.fp, s), result.partitions))
+        list(self.pool.map(lambda stat: p.sink.write(f"{stat.dir}/{SUCCESS}", b""), result.partitions))
         if self.hooks:
-            self._run_hooks(result, manifests)
+            self._run_hooks(result)
         for stat in result.partitions:
             ck["rows"][stat.table] = ck["rows"].get(stat.table, 0) + stat.rows
             ck["bytes"][stat.table] = ck["bytes"].get(stat.table, 0) + stat.bytes
@@ -172,12 +164,12 @@ class Committer:
         self.commit_s += time.perf_counter() - t0
 
 
-    def _run_hooks(self, result: JobResult, manifests: list[dict[str, Any]]) -> None:
+    def _run_hooks(self, result: JobResult) -> None:
         """Call each hook once per partition, journaled per chunk so a resumed chunk skips what already ran."""
         sink = self.p.sink
         journal = f"{HOOKS_DIR}/{'dimensions' if result.index < 0 else f'chunk-{result.index:05d}'}.json"
         done = set((read_json(sink, journal) or {}).get("done", []))
-        for stat, manifest in zip(result.partitions, manifests, strict=True):
+        for stat, manifest in zip(result.partitions, result.manifests, strict=True):
             if stat.dir in done:
                 continue
             context = {"table": stat.table, "partition": stat.partition, "path": sink.path(stat.dir),
@@ -254,74 +246,93 @@ def _failure(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}{where}"
 
 
+@dataclass
+class Tally:
+    """What the workers reported, summed over the jobs of this run."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    nodes: dict[str, int] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+    def add(self, result: JobResult) -> None:
+        for k, v in result.seconds.items():
+            self.seconds[k] = self.seconds.get(k, 0.0) + v
+        self.nodes[result.node] = self.nodes.get(result.node, 0) + 1
+        self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
+
+
+def _run_jobs(p: Prepared, ck: dict[str, Any], committer: Committer, progress: Progress, limit: int) -> Tally:
+    """Keep up to `limit` jobs in flight and commit their results strictly in chunk order."""
+    import ray
+
+    cfg = p.cfg
+    chunk_remote = ray.remote(max_retries=cfg.ray.max_retries)(_chunk_task)
+    dims_remote = ray.remote(max_retries=cfg.ray.max_retries)(_dimension_task)
+    lk_ref = ray.put(p.lookups)
+    queue: list[tuple[int, Callable[[], Any]]] = []
+    if not ck["dimensions_committed"]:
+        queue.append((-1, lambda: dims_remote.remote(cfg, lk_ref, p.fp, p.final_spend_c)))
+    queue += [(w.plan.chunk.index, lambda w=w: chunk_remote.remote(cfg, lk_ref, p.fp, ray.put(w)))
+              for w in p.works if w.plan.chunk.index >= ck["committed_chunks"]]
+    tally = Tally()
+    inflight: dict[Any, int] = {}
+    done: dict[int, JobResult] = {}
+    nxt = submitted = 0
+    while nxt < len(queue):
+        while submitted < len(queue) and len(inflight) < limit:
+            idx, submit = queue[submitted]
+            inflight[submit()] = idx
+            submitted += 1
+        ready, _ = ray.wait(list(inflight), num_returns=1)
+        for ref in ready:
+            idx = inflight.pop(ref)
+            try:
+                done[idx] = ray.get(ref)
+            except Exception as exc:
+                for other in inflight:
+                    ray.cancel(other, force=True)
+                where = "dimension tables" if idx < 0 else f"chunk {idx} ({p.works[idx].plan.chunk.name})"
+                raise RunError(f"{where} failed: {_failure(exc)}. Committed work is kept; fix the cause and "
+                               f"rerun the same command to resume.") from None
+        while nxt < len(queue) and queue[nxt][0] in done:
+            result = done.pop(queue[nxt][0])
+            tally.add(result)
+            committer.commit(result)
+            nxt += 1
+            progress.update(ck["committed_chunks"], sum(ck["rows"].values()))
+    return tally
+
+
 def backfill(cfg: BearConfig, base_dir: str | None = None) -> dict:
     """Run (or resume) the configured backfill; returns the run report (dry run: the listing, nothing written)."""
     import ray
 
     t_start = time.perf_counter()
     hooks = load_hooks(list(cfg.hooks.post_export))
-    p = prepare(cfg, base_dir)
     if cfg.sink.dry_run:
         from bear.dryrun import dry_run
 
-        return dry_run(p)
-    p.sink.check_writable()
-    ck = _check_resumable(p)
-    committer = Committer(p, ck, hooks)
-    todo = [w for w in p.works if w.plan.chunk.index >= ck["committed_chunks"]]
-    total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
-    log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.works), len(todo), f"{total_rows:,}",
-             p.sink.display)
-    started = _ray_init(cfg)
-    t_ray = time.perf_counter()
-    progress = Progress(cfg.logging.progress, len(p.works), total_rows, ck["committed_chunks"],
-                        sum(ck["rows"].values()))
-    worker_s: dict[str, float] = {}
-    nodes: dict[str, int] = {}
-    worker_peak_mb = 0.0
-    try:
+        return dry_run(prepare(cfg, base_dir))
+    with contextlib.ExitStack() as stack:
+        with ThreadPoolExecutor(max_workers=1) as planner:
+            planning = planner.submit(prepare, cfg, base_dir)  # one core's work: Ray starts meanwhile
+            if _ray_init(cfg):
+                stack.callback(ray.shutdown)
+            t_ray = time.perf_counter()
+            p = planning.result()
+        p.sink.check_writable()
+        ck = _check_resumable(p)
+        t_ready = time.perf_counter()
+        committer = Committer(p, ck, hooks)
+        stack.callback(committer.pool.shutdown, wait=True)
+        total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
+        log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.works),
+                 len(p.works) - ck["committed_chunks"], f"{total_rows:,}", p.sink.display)
+        progress = Progress(cfg.logging.progress, len(p.works), total_rows, ck["committed_chunks"],
+                            sum(ck["rows"].values()))
+        stack.callback(progress.close)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        limit = cfg.ray.max_in_flight or max(2, 2 * cpus)
-        chunk_remote = ray.remote(max_retries=cfg.ray.max_retries)(_chunk_task)
-        dims_remote = ray.remote(max_retries=cfg.ray.max_retries)(_dimension_task)
-        lk_ref = ray.put(p.lookups)
-        queue: list[tuple[int, Callable[[], Any]]] = []
-        if not ck["dimensions_committed"]:
-            queue.append((-1, lambda: dims_remote.remote(cfg, lk_ref, p.fp, p.final_spend_c)))
-        queue += [(w.plan.chunk.index, lambda w=w: chunk_remote.remote(cfg, lk_ref, p.fp, ray.put(w))) for w in todo]
-        inflight: dict[Any, int] = {}
-        done: dict[int, JobResult] = {}
-        nxt = submitted = 0
-        while nxt < len(queue):
-            while submitted < len(queue) and len(inflight) < limit:
-                idx, submit = queue[submitted]
-                inflight[submit()] = idx
-                submitted += 1
-            ready, _ = ray.wait(list(inflight), num_returns=1)
-            for ref in ready:
-                idx = inflight.pop(ref)
-                try:
-                    done[idx] = ray.get(ref)
-                except Exception as exc:
-                    for other in inflight:
-                        ray.cancel(other, force=True)
-                    where = "dimension tables" if idx < 0 else f"chunk {idx} ({p.works[idx].plan.chunk.name})"
-                    raise RunError(f"{where} failed: {_failure(exc)}. Committed work is kept; fix the cause and "
-                                   f"rerun the same command to resume.") from None
-            while nxt < len(queue) and queue[nxt][0] in done:
-                result = done.pop(queue[nxt][0])
-                for k, v in result.seconds.items():
-                    worker_s[k] = worker_s.get(k, 0.0) + v
-                nodes[result.node] = nodes.get(result.node, 0) + 1
-                worker_peak_mb = max(worker_peak_mb, result.peak_rss_mb)
-                committer.commit(result)
-                nxt += 1
-                progress.update(ck["committed_chunks"], sum(ck["rows"].values()))
-    finally:
-        progress.close()
-        committer.pool.shutdown(wait=True)
-        if started:
-            ray.shutdown()
+        tally = _run_jobs(p, ck, committer, progress, cfg.ray.max_in_flight or max(2, 2 * cpus))
     wall = time.perf_counter() - t_start
     run = {
         "lake": p.sink.display,
@@ -330,12 +341,13 @@ def backfill(cfg: BearConfig, base_dir: str | None = None) -> dict:
         "wall_seconds": round(wall, 3),
         "rows_written_by_this_run": sum(ck["rows"].values()) - progress.start_rows,
         "driver_seconds": {**{k: round(v, 3) for k, v in p.seconds.items()},
-                           "ray_start": round(t_ray - t_start - sum(p.seconds.values()), 3),
+                           "ray_start": round(t_ray - t_start, 3),  # in parallel with lookups and plan
+                           "startup": round(t_ready - t_start, 3),  # until the first job could go out
                            "commit": round(committer.commit_s, 3)},
-        "worker_seconds": {k: round(v, 3) for k, v in worker_s.items()},
-        "jobs_per_node": nodes,
+        "worker_seconds": {k: round(v, 3) for k, v in tally.seconds.items()},
+        "jobs_per_node": tally.nodes,
         "worker_count": cpus,
-        "worker_peak_rss_mb": round(worker_peak_mb, 1),
+        "worker_peak_rss_mb": round(tally.peak_rss_mb, 1),
         "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "finished_at": now_iso(),
     }

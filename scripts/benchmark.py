@@ -89,8 +89,8 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
     worker = report["worker_seconds"]
     driver_work = driver.get("lookups", 0.0) + driver.get("plan", 0.0) + driver.get("commit", 0.0)
     total_rows = report["total_rows"]
-    serial = {k: driver.get(k, 0.0) for k in ("lookups", "plan", "ray_start")}
-    parallel = max(wall - sum(serial.values()), 0.0)
+    serial = {"startup": driver["startup"]}  # lookups and plan, with Ray starting alongside
+    parallel = max(wall - driver["startup"], 0.0)
     task_s = sum(worker.values())
     # the parallel phase (Ray up to the last commit) apportioned to the task phases by their task-seconds
     wall_split = {**serial, **{k: round(parallel * v / max(task_s, 1e-9), 2) for k, v in worker.items()}}
