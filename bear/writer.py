@@ -96,16 +96,18 @@ def statistics_columns(table: str) -> list[str]:
 
 
 def delta_columns(table: str) -> dict[str, str]:
-    """Integer-backed columns (IDs, counts, timestamps, dates) get DELTA_BINARY_PACKED: rising IDs shrink to
-    almost nothing and the column encodes faster than PLAIN, with less left for the compressor to do."""
-    integral = (pa.types.is_integer, pa.types.is_timestamp, pa.types.is_date32)
+    """Integer-backed columns (IDs, counts, timestamps, dates, money) get DELTA_BINARY_PACKED: rising IDs shrink
+    to almost nothing and the column encodes faster than PLAIN, with less left for the compressor to do."""
+    integral = (pa.types.is_integer, pa.types.is_timestamp, pa.types.is_date32, pa.types.is_decimal)
     return {f.name: "DELTA_BINARY_PACKED" for f in FILE_SCHEMAS[table] if any(is_(f.type) for is_ in integral)}
 
 
 @cache
 def _encodings(table: str) -> dict:
+    # Money is decimal(12, 2): stored as INT64 (the Parquet form for precision <= 18, what Spark writes too) it
+    # encodes several times faster than 16-byte FIXED_LEN_BYTE_ARRAY and reads back as the same decimal.
     return {"use_dictionary": dictionary_columns(table), "column_encoding": delta_columns(table),
-            "write_statistics": statistics_columns(table)}
+            "write_statistics": statistics_columns(table), "store_decimal_as_integer": True}
 
 
 def encode(table: pa.Table, out: OutputConfig, name: str) -> bytes:
