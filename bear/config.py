@@ -216,6 +216,9 @@ class SinkConfig:
     backoff_max_s: float = 20.0
     # Seconds a GCS request may wait to connect or for the next byte of the answer before it is retried.
     timeout_s: float = 60.0
+    # Objects one worker (or the committing driver) writes at once: uploads wait on the network, a local
+    # disk does not (sink=gcs sets 16).
+    concurrency: int = 1
 
 
 @dataclass
@@ -413,6 +416,7 @@ def validate(cfg: DictConfig | BearConfig) -> None:
     _check_positive("sink.backoff_base_s", s.backoff_base_s, minimum=0)
     _check_positive("sink.backoff_max_s", s.backoff_max_s, minimum=0)
     _check_positive("sink.timeout_s", s.timeout_s, minimum=0.01)
+    _check_positive("sink.concurrency", s.concurrency)
     if c.ray.kind not in ("local", "cluster"):
         raise ConfigError("ray", "must be one of local, cluster", c.ray.kind)
     if c.ray.num_cpus is not None:

@@ -18,8 +18,8 @@ from bear.lookups import Lookups, customer_columns, product_columns
 from bear.mess import apply_mess
 from bear.model import DAY_S, Model
 from bear.plan import ChunkWork
-from bear.sink import Sink
-from bear.state import MANIFEST, manifest_document, write_json
+from bear.sink import Sink, Writes
+from bear.state import MANIFEST, json_bytes, manifest_document
 from bear.tables import Rows, chunk_tables
 from bear.writer import PartitionStat, day_partition, ingestion_seconds, signup_partition, write_partitions
 
@@ -56,13 +56,13 @@ class Context:
     fingerprint: str
 
 
-def write_manifests(ctx: Context, stats: list[PartitionStat]) -> list[dict]:
+def write_manifests(ctx: Context, writes: Writes, stats: list[PartitionStat]) -> list[dict]:
     """Each partition's manifest, next to its files. Written here, where the statistics are, so the driver's
     commit is one `_SUCCESS` per partition: until that marker exists no reader trusts the manifest, and a
     rerun of an uncommitted chunk rewrites both."""
     manifests = [manifest_document(ctx.cfg, ctx.fingerprint, stat) for stat in stats]
     for stat, manifest in zip(stats, manifests, strict=True):
-        write_json(ctx.sink, f"{stat.dir}/{MANIFEST}", manifest, indent=None)
+        writes.write(f"{stat.dir}/{MANIFEST}", json_bytes(manifest, indent=None))
     return manifests
 
 
@@ -76,15 +76,16 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
     ingest = {d: ingestion_seconds(d) for d in days}
     stats: list[PartitionStat] = []
     seconds = {"generate": t1 - t0, "mess": 0.0, "encode": 0.0, "write": 0.0}
-    for table, rows in tables.items():
-        m0 = time.perf_counter()
-        ledger = apply_mess(ctx.model, table, rows.cols, rows.key, rows.event_s, rows.related)
-        seconds["mess"] += time.perf_counter() - m0
-        stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
-                                  rows.event_s // DAY_S, names, ingest, seconds)
-    w0 = time.perf_counter()
-    manifests = write_manifests(ctx, stats)
-    seconds["write"] += time.perf_counter() - w0
+    with Writes(ctx.sink) as writes:
+        for table, rows in tables.items():
+            m0 = time.perf_counter()
+            ledger = apply_mess(ctx.model, table, rows.cols, rows.key, rows.event_s, rows.related)
+            seconds["mess"] += time.perf_counter() - m0
+            stats += write_partitions(writes, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
+                                      rows.event_s // DAY_S, names, ingest, seconds)
+        w0 = time.perf_counter()
+        manifests = write_manifests(ctx, writes, stats)
+    seconds["write"] += time.perf_counter() - w0  # manifests, and waiting for the last uploads
     return JobResult(chunk.index, stats, manifests, seconds, *_where())
 
 
@@ -100,13 +101,14 @@ def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
     names = {int(c): signup_partition(int(c)) for c in codes}
     ingest = {int(c): (ingestion_seconds(int(c)) if c >= 0 else run_start_s) for c in codes}
     ledger = apply_mess(model, "customers", rows.cols, rows.key, rows.event_s)
-    stats = write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, "customers", rows, ledger, signup, names,
-                             ingest)
     pk = np.arange(1, len(lk.products) + 1, dtype=np.int64)
     prows = Rows(product_columns(lk.products), np.full(pk.size, run_start_s), pk)
     pledger = apply_mess(model, "product_catalog", prows.cols, prows.key, prows.event_s)
     cat = lk.products.category.astype(np.int64)
-    stats += write_partitions(ctx.sink, ctx.cfg.output, ctx.fingerprint, "product_catalog", prows, pledger, cat,
-                              dict(enumerate(CATEGORIES)), dict.fromkeys(range(len(CATEGORIES)), run_start_s))
-    manifests = write_manifests(ctx, stats)
+    with Writes(ctx.sink) as writes:
+        stats = write_partitions(writes, ctx.cfg.output, ctx.fingerprint, "customers", rows, ledger, signup, names,
+                                 ingest)
+        stats += write_partitions(writes, ctx.cfg.output, ctx.fingerprint, "product_catalog", prows, pledger, cat,
+                                  dict(enumerate(CATEGORIES)), dict.fromkeys(range(len(CATEGORIES)), run_start_s))
+        manifests = write_manifests(ctx, writes, stats)
     return JobResult(-1, stats, manifests, {"dimensions": time.perf_counter() - t0}, *_where())

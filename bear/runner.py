@@ -31,7 +31,7 @@ from bear.model import Model, day_to_date
 from bear.plan import ChunkWork, make_chunks, walk
 from bear.progress import Progress
 from bear.schemas import DIMENSIONS, TRANSACTIONS
-from bear.sink import Sink, SinkError, open_sink
+from bear.sink import Sink, SinkError, Writes, open_sink
 from bear.state import (
     CHECKPOINT,
     HOOKS_DIR,
@@ -138,13 +138,14 @@ class Committer:
         self.p = p
         self.checkpoint = checkpoint
         self.hooks = hooks
-        self.pool = ThreadPoolExecutor(max_workers=16 if not p.sink.is_local else 4)
         self.commit_s = 0.0
 
     def commit(self, result: JobResult) -> None:
         t0 = time.perf_counter()
         p, ck = self.p, self.checkpoint
-        list(self.pool.map(lambda stat: p.sink.write(f"{stat.dir}/{SUCCESS}", b""), result.partitions))
+        with Writes(p.sink) as writes:
+            for stat in result.partitions:
+                writes.write(f"{stat.dir}/{SUCCESS}", b"")
         if self.hooks:
             self._run_hooks(result)
         for stat in result.partitions:
@@ -253,6 +254,7 @@ class Tally:
     seconds: dict[str, float] = field(default_factory=dict)
     nodes: dict[str, int] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    last_result_at: float = 0.0  # perf_counter when the last job's result came in
 
     def add(self, result: JobResult) -> None:
         for k, v in result.seconds.items():
@@ -288,6 +290,7 @@ def _run_jobs(p: Prepared, ck: dict[str, Any], committer: Committer, progress: P
             idx = inflight.pop(ref)
             try:
                 done[idx] = ray.get(ref)
+                tally.last_result_at = time.perf_counter()
             except Exception as exc:
                 for other in inflight:
                     ray.cancel(other, force=True)
@@ -324,7 +327,6 @@ def backfill(cfg: BearConfig, base_dir: str | None = None) -> dict:
         ck = _check_resumable(p)
         t_ready = time.perf_counter()
         committer = Committer(p, ck, hooks)
-        stack.callback(committer.pool.shutdown, wait=True)
         total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
         log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.works),
                  len(p.works) - ck["committed_chunks"], f"{total_rows:,}", p.sink.display)
@@ -332,8 +334,15 @@ def backfill(cfg: BearConfig, base_dir: str | None = None) -> dict:
                             sum(ck["rows"].values()))
         stack.callback(progress.close)
         cpus = int(ray.cluster_resources().get("CPU", 1))
+        nodes = sum(1 for n in ray.nodes() if n["Alive"])
+        if p.sink.is_local and nodes > 1:
+            log.warning("sink=local on a %d-node Ray cluster: every node writes its chunks under %s on its own disk, "
+                        "so the lake is whole only if that path is one shared file system on all nodes; otherwise "
+                        "use sink=gcs", nodes, p.sink.display)
         tally = _run_jobs(p, ck, committer, progress, cfg.ray.max_in_flight or max(2, 2 * cpus))
-    wall = time.perf_counter() - t_start
+        t_done = time.perf_counter()
+    t_end = time.perf_counter()
+    wall = t_end - t_start
     run = {
         "lake": p.sink.display,
         "fingerprint": p.fp,
@@ -343,7 +352,9 @@ def backfill(cfg: BearConfig, base_dir: str | None = None) -> dict:
         "driver_seconds": {**{k: round(v, 3) for k, v in p.seconds.items()},
                            "ray_start": round(t_ray - t_start, 3),  # in parallel with lookups and plan
                            "startup": round(t_ready - t_start, 3),  # until the first job could go out
-                           "commit": round(committer.commit_s, 3)},
+                           "commit": round(committer.commit_s, 3),
+                           "after_last_job": round(t_done - (tally.last_result_at or t_done), 3),  # its commit
+                           "ray_stop": round(t_end - t_done, 3)},
         "worker_seconds": {k: round(v, 3) for k, v in tally.seconds.items()},
         "jobs_per_node": tally.nodes,
         "worker_count": cpus,

@@ -12,13 +12,13 @@ one line saying what failed, and for credentials or permissions, how to fix it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -160,9 +160,8 @@ class Sink:
                             self.cfg.max_attempts - 1, delay)
                 time.sleep(delay)
 
-    def write(self, rel: str, data: bytes) -> str:
-        """Publish `data` at `rel` whole (and, on GCS, verified); returns its md5 (hex)."""
-        md5 = hashlib.md5(data).hexdigest()
+    def write(self, rel: str, data: bytes) -> None:
+        """Publish `data` at `rel` whole (and, on GCS, verified)."""
         target = self.path(rel)
         if self.is_local:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -170,14 +169,13 @@ class Sink:
             with open(tmp, "wb") as f:
                 f.write(data)
             os.replace(tmp, target)
-            return md5
+            return
         try:
             # consistency="md5": gcsfs compares the md5 the server reports for the stored object with the
             # bytes sent and raises ChecksumError (transient: uploaded again) when they differ.
             self.retrying(f"upload {rel}", lambda: self.fs.pipe_file(target, data, consistency="md5"))
         except FileNotFoundError as exc:
             raise SinkError(self._missing_bucket()) from exc
-        return md5
 
     def read(self, rel: str) -> bytes:
         return self.retrying(f"read {rel}", lambda: self.fs.cat_file(self.path(rel)))
@@ -220,6 +218,48 @@ class Sink:
                 "GET", "b/{}/o", bucket, json_out=True, prefix=f"{prefix}/" if prefix else None, maxResults=1))
         except FileNotFoundError as exc:
             raise SinkError(self._missing_bucket()) from exc
+
+
+class Writes:
+    """Writes to a sink with up to `sink.concurrency` in flight: one GCS upload waits tens of milliseconds on the
+    network, so a worker or a commit that wrote one object at a time would mostly wait.
+
+    Use as a context manager: leaving it waits for every write and raises the first failure; a write after a
+    failure raises it at once, so a run stopped by (say) revoked credentials stops uploading the rest. At most
+    `concurrency` encoded files are held in memory waiting for their upload.
+    """
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+        n = max(1, sink.cfg.concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="bear-write") if n > 1 else None
+        self._slots = threading.Semaphore(n)
+        self._failure: BaseException | None = None
+
+    def write(self, rel: str, data: bytes) -> None:
+        if self._pool is None:
+            self.sink.write(rel, data)
+            return
+        self._slots.acquire()
+        if self._failure is not None:
+            self._slots.release()
+            raise self._failure
+        future = self._pool.submit(self.sink.write, rel, data)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        if future.exception() is not None and self._failure is None:
+            self._failure = future.exception()
+        self._slots.release()
+
+    def __enter__(self) -> Writes:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self._failure is not None and exc_info[0] is None:
+            raise self._failure
 
 
 def _gcs_connect(token: str, endpoint: str | None, timeout_s: float,

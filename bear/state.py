@@ -81,9 +81,13 @@ def read_json(sink: Sink, rel: str) -> dict | None:
     return json.loads(sink.read(rel))
 
 
-def write_json(sink: Sink, rel: str, obj: Any, indent: int | None = 2) -> None:
+def json_bytes(obj: Any, indent: int | None = 2) -> bytes:
     """`indent=None` for documents written by the thousand (manifests): compact JSON is encoded in C."""
-    sink.write(rel, json.dumps(obj, indent=indent, sort_keys=True).encode())
+    return json.dumps(obj, indent=indent, sort_keys=True).encode()
+
+
+def write_json(sink: Sink, rel: str, obj: Any) -> None:
+    sink.write(rel, json_bytes(obj))
 
 
 def plan_document(cfg: BearConfig, plans: list[ChunkPlan]) -> dict[str, Any]:

@@ -112,6 +112,7 @@ class Faults:
     hold_upload: float = 0.0  # a data-file upload waits for release(), then goes on (a late write)
     after_uploads: int = 0  # every request passes untouched until this many data files were uploaded
     until: int | None = None  # and from the `until`-th request on
+    latency_s: float = 0.0  # every request waits this long before it is handled (a distant server)
     seed: int = 7
 
 
@@ -123,6 +124,7 @@ class Counts:
     seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every request
     held: int = 0
     active: int = 0
+    peak_active: int = 0  # most requests in flight at once
 
 
 class FaultProxy:
@@ -170,7 +172,7 @@ class FaultProxy:
         """New faults, counted from zero (request numbers in `faults` count from this call)."""
         with self._lock:
             self.faults = faults
-            self.counts = Counts(active=self.counts.active)
+            self.counts = Counts()
             self._rng = random.Random(faults.seed)
             self._release.clear()
 
@@ -202,13 +204,16 @@ class FaultProxy:
     def handle(self, h: BaseHTTPRequestHandler) -> None:
         body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
         with self._lock:
-            self.counts.seen.append((h.command, h.path))
-            self.counts.active += 1
+            counts = self.counts  # requests still running from before a set() count against the old Counts
+            counts.seen.append((h.command, h.path))
+            counts.active += 1
+            counts.peak_active = max(counts.peak_active, counts.active)
         try:
+            time.sleep(self.faults.latency_s)
             self._handle(h, body)
         finally:
             with self._lock:
-                self.counts.active -= 1
+                counts.active -= 1
 
     def _handle(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
         kind = self._draw(h.command == "POST" and h.path.startswith("/upload/") and uploaded_name(body).endswith(

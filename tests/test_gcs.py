@@ -24,7 +24,7 @@ from bear.checks import check_tables
 from bear.config import SinkConfig
 from bear.runner import RunError, backfill, expected_partitions, prepare
 from bear.schemas import TABLES, TRANSACTIONS
-from bear.sink import Sink, SinkAuthError, SinkError, open_sink
+from bear.sink import Sink, SinkAuthError, SinkError, Writes, open_sink
 from bear.state import CHECKPOINT, MANIFEST, PLAN, STATE_DIR, SUCCESS
 from bear.verify import verify_lake
 
@@ -187,6 +187,27 @@ def test_sink_alone_decides_retries_and_says_how_to_fix_auth(emulator, proxy):
     with pytest.raises(SinkAuthError, match="no service-account key file exists") as err:
         keyless.check_writable()  # credentials are loaded on first use, so `bear plan` needs none
     assert "/secret" not in str(err.value)
+
+
+def test_writes_overlap_uploads_up_to_sink_concurrency_and_stop_at_the_first_failure(emulator, proxy):
+    emulator.create_bucket("fanout")
+    sink = open_sink(SinkConfig(kind="gcs", bucket="fanout", token="anon", endpoint=proxy.url, concurrency=6,
+                                max_attempts=1))
+    proxy.set(Faults(latency_s=0.1))
+    with Writes(sink) as writes:
+        for i in range(30):
+            writes.write(f"many/{i:02d}.json", str(i).encode())
+    assert proxy.counts.peak_active == 6  # uploads overlap, never more than sink.concurrency at once
+    direct = gcs_sink(emulator, "fanout")
+    assert {r: direct.read(r) for r in direct.find("many")} == {f"many/{i:02d}.json": str(i).encode()
+                                                                  for i in range(30)}
+
+    proxy.set(Faults(error=1.0, status=403, latency_s=0.05))
+    with pytest.raises(SinkAuthError, match="GCS denied access to gs://fanout"), Writes(sink) as writes:
+        for i in range(100):
+            writes.write(f"denied/{i:03d}.json", b"{}")
+    assert proxy.counts.requests <= 12  # the first failure stops the rest: at most one more round goes out
+    assert direct.find("denied") == []
 
 
 def test_run_through_transient_faults_completes_with_an_identical_lake(reference, emulator, proxy, ray_local):

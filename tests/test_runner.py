@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import compose_cfg, lake_files, lake_manifests, read_table
 
@@ -80,6 +82,22 @@ def test_invariants_hold_on_the_lake_read_back(reference):
                      strict=True))
     items = tables["cart_items"]
     assert [carts[c] for c in items["cart_id"].to_pylist()] == items["ingest_dt"].to_pylist()
+
+
+def test_money_is_an_int64_backed_decimal_and_integers_are_delta_encoded(reference):
+    """The storage forms the encoder's speed depends on, and that every Parquet reader understands."""
+    root, _ = reference
+    path = max((root / "orders").glob("*/part-00000.parquet"), key=lambda p: p.stat().st_size)
+    pf = pq.ParquetFile(path)
+    names = pf.schema.names
+    chunk = pf.metadata.row_group(0)
+    for name in ("gross_total", "net_total", "shipping_cost"):
+        col = pf.schema.column(names.index(name))
+        assert (col.physical_type, col.converted_type, col.precision, col.scale) == ("INT64", "DECIMAL", 12, 2)
+        assert "DELTA_BINARY_PACKED" in chunk.column(names.index(name)).encodings
+        assert pf.schema_arrow.field(name).type == pa.decimal128(12, 2)
+    for name in ("total_items", "event_id", "order_date"):
+        assert "DELTA_BINARY_PACKED" in chunk.column(names.index(name)).encodings, name
 
 
 def test_chunk_size_does_not_change_a_byte(reference, tmp_path):

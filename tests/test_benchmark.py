@@ -1,0 +1,44 @@
+"""The benchmark scripts run and report what issue 7 asks for (figures are not asserted: speed is not a test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import compose_cfg
+
+from bear.runner import prepare
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_path):
+    out = tmp_path / "bench.json"
+    lakes = tmp_path / "lakes"
+    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--repeat", "2", "--dir", str(lakes),
+                             "--out", str(out), "+preset=smoke"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    s = json.loads(out.read_text())
+    p = prepare(compose_cfg())
+    expected = sum(p.plan["totals"].values()) + p.cfg.generator.customers + p.cfg.generator.products
+    assert s["total_rows"] == expected == sum(t["rows"] for t in s["tables"].values())
+    assert len(s["runs"]) == 2 and s["wall_seconds"] == min(r["wall_seconds"] for r in s["runs"])
+    assert s["rows_per_second"] == round(expected / s["wall_seconds"])
+    assert all(t["bytes_per_row"] > 0 for t in s["tables"].values())
+    assert set(s["driver_seconds"]) >= {"lookups", "plan", "ray_start", "startup", "commit", "after_last_job"}
+    assert set(s["worker_task_seconds"]) == {"dimensions", "generate", "mess", "encode", "write"}
+    assert s["worker_peak_rss_mb"] > 0 and s["driver_peak_rss_mb"] > 0 and s["ray_workers"] >= 1
+    assert 0 < s["driver_critical_share_of_wall"] <= s["driver_share_of_wall"] < 1
+    assert f"{expected:,} rows in" in result.stdout and "run 2/2" in result.stdout
+    assert list(lakes.iterdir()) == [], "temporary lakes are removed"
+
+
+def test_generator_benchmark_prints_rows_per_second_per_table():
+    result = subprocess.run([sys.executable, str(SCRIPTS / "bench_generator.py"), "--repeat", "1", "+preset=smoke"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for table in ("shopping_carts", "cart_items", "orders", "order_items", "returns", "return_items"):
+        assert table in result.stdout
+    assert "rows/s" in result.stdout
