@@ -152,7 +152,7 @@ class Committer:
             ck["rows"][stat.table] = ck["rows"].get(stat.table, 0) + stat.rows
             ck["bytes"][stat.table] = ck["bytes"].get(stat.table, 0) + stat.bytes
             ck["partitions"] += 1
-        write_json(p.sink, report.summary_name(result.index), report.chunk_summary(result.partitions))
+        write_json(p.sink, report.summary_name(result.index), report.chunk_summary(result.partitions), indent=None)
         if result.index < 0:
             ck["dimensions_committed"] = True
         else:

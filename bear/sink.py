@@ -165,6 +165,9 @@ class Sink:
         target = self.path(rel)
         if self.is_local:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
+            if not data:  # a marker (_SUCCESS): an empty file is whole the moment it exists, no rename needed
+                open(target, "wb").close()
+                return
             tmp = f"{target}.tmp-{os.getpid()}"
             with open(tmp, "wb") as f:
                 f.write(data)

@@ -82,12 +82,12 @@ def read_json(sink: Sink, rel: str) -> dict | None:
 
 
 def json_bytes(obj: Any, indent: int | None = 2) -> bytes:
-    """`indent=None` for documents written by the thousand (manifests): compact JSON is encoded in C."""
+    """`indent=None` for documents written by the thousand (manifests, chunk summaries): encoded in C."""
     return json.dumps(obj, indent=indent, sort_keys=True).encode()
 
 
-def write_json(sink: Sink, rel: str, obj: Any) -> None:
-    sink.write(rel, json_bytes(obj))
+def write_json(sink: Sink, rel: str, obj: Any, indent: int | None = 2) -> None:
+    sink.write(rel, json_bytes(obj, indent))
 
 
 def plan_document(cfg: BearConfig, plans: list[ChunkPlan]) -> dict[str, Any]:
