@@ -131,7 +131,7 @@ def check_partition(pr: PartRead, fp: str, level: str, found: Findings) -> None:
             continue
         found.files += 1
         found.bytes += f.size
-        for check in ("manifest.rows", "manifest.checksum", "files.schema"):
+        for check in ("manifest.rows", "manifest.checksum", "files.schema", "files.lineage"):
             found.count(check, 1)
         entry = listed.get(f.name)
         if entry is not None and entry.get("md5") != f.md5:
@@ -141,6 +141,11 @@ def check_partition(pr: PartRead, fp: str, level: str, found: Findings) -> None:
         elif entry is not None and entry.get("rows") != f.rows:
             found.fail("manifest.rows", t, f"file has {f.rows} rows, manifest says {entry.get('rows')}", [f.name],
                        partition=p)
+        if f.lineage:
+            found.fail("files.lineage", t, "; ".join(f.lineage), [f.name], partition=p)
+        elif m is not None and f.data is not None and f.batch_ids not in ([], [m.get("batch_id")]):
+            found.fail("files.lineage", t, f"batch_id {f.batch_ids} is not the manifest's {m.get('batch_id')!r}",
+                       [f.name], partition=p)
         if f.data is not None:
             found.rows[t] += f.data.num_rows
     strays = sorted(n for n in pr.names if n not in MARKERS and (m is None or n not in listed))

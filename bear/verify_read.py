@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 
 from bear.mess import NULL_COLUMNS, STYLE_COLUMNS
 from bear.model import day_number
-from bear.schemas import FILE_SCHEMAS, GUEST_PARTITION, TABLES, TRANSACTIONS
+from bear.schemas import FILE_SCHEMAS, GUEST_PARTITION, TABLE_CODE, TABLES, TRANSACTIONS
 from bear.sink import Sink
 from bear.state import MANIFEST, SUCCESS
+from bear.writer import ingestion_seconds
 
 # Columns the checks need once a file is read (the mess columns are measured, then dropped).
 KEEP = {
@@ -35,10 +36,14 @@ KEEP = {
     "returns": ("return_id", "order_id", "customer_id", "return_date", "refunded_amount"),
     "return_items": ("return_item_id", "return_id", "order_id", "product_id", "quantity_returned", "refunded_amount"),
 }
-READ = {t: tuple(dict.fromkeys(KEEP[t] + STYLE_COLUMNS.get(t, ()) + NULL_COLUMNS.get(t, ()))) for t in TABLES}
-# The schema a file must have, as read with its stylistic columns dictionary-encoded.
+LINEAGE = ("batch_id", "source_file", "ingestion_ts", "event_id")
+READ = {t: tuple(dict.fromkeys(KEEP[t] + STYLE_COLUMNS.get(t, ()) + NULL_COLUMNS.get(t, ()) + LINEAGE)) for t in TABLES}
+# Read as dictionaries: the stylistic columns (their mess is measured once per distinct value) and the per-file
+# lineage constants (one value each, not a copy per row).
+AS_DICTIONARY = {t: (*STYLE_COLUMNS.get(t, ()), "batch_id", "source_file") for t in TABLES}
+# The schema a file must have, as read with those columns dictionary-encoded.
 READ_SCHEMA = {
-    t: pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in STYLE_COLUMNS.get(t, ()) else f
+    t: pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in AS_DICTIONARY[t] else f
                   for f in FILE_SCHEMAS[t]])
     for t in TABLES
 }
@@ -58,6 +63,8 @@ class FileRead:
     error: str = ""
     data: pa.Table | None = None
     mess: Counter = field(default_factory=Counter)
+    lineage: list[str] = field(default_factory=list)  # what is wrong with its lineage columns
+    batch_ids: list[str] = field(default_factory=list)  # distinct batch_id values (one, the manifest's)
 
 
 @dataclass
@@ -130,7 +137,7 @@ def read_file(sink: Sink, table: str, rel: str) -> FileRead:
     data = sink.read(rel)
     fr = FileRead(rel.rsplit("/", 1)[1], size=len(data), md5=hashlib.md5(data).hexdigest())
     try:
-        pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=STYLE_COLUMNS.get(table, ()))
+        pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=AS_DICTIONARY[table])
         fr.rows = pf.metadata.num_rows
         if not pf.schema_arrow.equals(READ_SCHEMA[table]):
             fr.error = f"schema differs from {table}'s"
@@ -140,12 +147,49 @@ def read_file(sink: Sink, table: str, rel: str) -> FileRead:
         fr.error = f"unreadable Parquet ({type(exc).__name__}: {str(exc)[:80]})"
         return fr
     fr.mess = measure_mess(table, t)
+    fr.lineage, fr.batch_ids = lineage_of(table, rel, t)
     keep = t.select(list(KEEP[table]))
     for i, f in enumerate(keep.schema):
         if pa.types.is_dictionary(f.type):
             keep = keep.set_column(i, f.name, keep.column(i).cast(f.type.value_type))
     fr.data = keep
     return fr
+
+
+def lineage_of(table: str, rel: str, t: pa.Table) -> tuple[list[str], list[str]]:
+    """Problems with a file's lineage columns, and its distinct batch ids.
+
+    Every row names its own file, carries one ingestion time per file (for a day partition: 02:00 the next
+    morning), and an event_id that is unique and carries the table's code in its top bits.
+    """
+    problems = []
+    if t.num_rows == 0:
+        return problems, []
+    for name in LINEAGE:
+        if t[name].null_count:
+            problems.append(f"{name} has {t[name].null_count} nulls")
+    if distinct(t["source_file"]) != [rel]:
+        problems.append(f"source_file is not {rel}")
+    ingest = pc.unique(t["ingestion_ts"]).cast(pa.int64()).to_pylist()
+    partition = rel.split("/")[1]
+    if len(ingest) != 1:
+        problems.append(f"{len(ingest)} different ingestion_ts values")
+    elif table in TRANSACTIONS and ingest[0] != ingestion_seconds(partition_day(partition)) * 1_000_000:
+        problems.append(f"ingestion_ts is not 02:00 after {partition.split('=', 1)[1]}")
+    event = t["event_id"].to_numpy()
+    rising = bool(np.all(event[1:] > event[:-1]))  # as bear writes them; else sort to find duplicates
+    if not (np.all(event >> 52 == TABLE_CODE[table]) and (rising or len(np.unique(event)) == len(event))):
+        problems.append(f"event_id values are not unique with table code {TABLE_CODE[table]}")
+    return problems, distinct(t["batch_id"])
+
+
+def distinct(col: pa.ChunkedArray) -> list:
+    """Distinct values of a dictionary-read column, from its indices (the dictionary may hold unused entries)."""
+    values = set()
+    for chunk in col.chunks:
+        used = pc.unique(chunk.indices).to_numpy(zero_copy_only=False)
+        values.update(chunk.dictionary.take(pa.array(used)).to_pylist())
+    return sorted(values)
 
 
 def manifest_shape_error(doc) -> str:

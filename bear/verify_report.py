@@ -23,6 +23,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "manifest.checksum": ("files", "listed md5 matches the file"),
     "manifest.orphans": ("files", "no data file outside a manifest"),
     "files.schema": ("files", "readable Parquet with the table's schema"),
+    "files.lineage": ("files", "source_file, batch_id, ingestion_ts and event_id as the file and manifest say"),
     "keys.unique": ("rows", "primary keys unique lake-wide"),
     "keys.gap_free": ("ids", "cart, cart-item, order, return and return-item IDs gap-free from 1"),
     "keys.plan_blocks": ("ids", "every ID inside its chunk's planned block"),

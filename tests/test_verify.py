@@ -20,6 +20,7 @@ import pytest
 from conftest import compose_cfg
 
 from bear.runner import backfill
+from bear.schemas import TABLE_CODE
 from bear.sink import open_sink
 from bear.verify import verify_lake
 from bear.verify_report import CHECKS, Report
@@ -190,6 +191,31 @@ def test_id_gap(lake):
     assert {"keys.gap_free", "keys.plan_blocks"} <= failed(report)
     gap = report.checks["keys.gap_free"].failures[0]
     assert gap.table == "cart_items" and gap.examples == [last]
+
+
+def test_lineage_that_does_not_match_the_file_or_its_manifest(lake):
+    root, cfg, verify = lake
+    carts = first_file(root, "shopping_carts", "ingest_dt=2020-01-15")
+    rewrite(carts, cfg, lambda t: set_value(t, "source_file", 0, "shopping_carts/elsewhere.parquet"))
+    orders = first_file(root, "orders", "ingest_dt=2020-01-16")
+    rewrite(orders, cfg, lambda t: set_value(t, "ingestion_ts", 0, dt.datetime(2020, 1, 20, 2)))
+    items = first_file(root, "order_items", "ingest_dt=2020-01-17")
+    i = pq.read_schema(items).get_field_index("batch_id")
+    rewrite(items, cfg, lambda t: t.set_column(i, t.schema.field(i), pa.array(["another-batch"] * t.num_rows)))
+    lines = first_file(root, "cart_items", "ingest_dt=2020-01-18")
+    rewrite(lines, cfg, lambda t: set_value(t, "event_id", 1, t["event_id"][0].as_py()))
+    batch = json.loads((items.parent / "_MANIFEST.json").read_text())["batch_id"]
+    report = verify()
+    assert failed(report) == {"files.lineage"}
+    got = {(f.table, f.partition): f.detail for f in report.checks["files.lineage"].failures}
+    assert got == {
+        ("shopping_carts", "ingest_dt=2020-01-15"): f"source_file is not shopping_carts/ingest_dt=2020-01-15/"
+                                                   f"{carts.name}",
+        ("orders", "ingest_dt=2020-01-16"): "2 different ingestion_ts values",
+        ("order_items", "ingest_dt=2020-01-17"): f"batch_id ['another-batch'] is not the manifest's {batch!r}",
+        ("cart_items", "ingest_dt=2020-01-18"): f"event_id values are not unique with table code "
+                                               f"{TABLE_CODE['cart_items']}",
+    }
 
 
 def test_data_file_outside_any_manifest(lake):
