@@ -1,7 +1,7 @@
 """Post-export hooks that SIGKILL the driver at chosen moments (used by the crash tests via PYTHONPATH).
 
-Hooks run in the driver after a chunk's manifests and _SUCCESS are written and before the checkpoint moves,
-which is exactly the window the crash tests need; BEAR_TEST_* environment variables pick the moment.
+Hooks run in the driver after a chunk's _SUCCESS markers are written and before the checkpoint moves, which is
+exactly the window the crash tests need; BEAR_TEST_* environment variables pick the moment.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def kill_at_partition(context: dict) -> None:
 def kill_when_file_exists(context: dict) -> None:
     """During the first commit, wait until BEAR_TEST_WAIT_FILE exists (a later chunk's data), then die.
 
-    That leaves data files of uncommitted chunks on disk without their manifests.
+    That leaves data files (and manifests) of uncommitted chunks on disk without their _SUCCESS.
     """
     target = Path(os.environ["BEAR_TEST_WAIT_FILE"])
     deadline = time.time() + 60

@@ -123,25 +123,28 @@ def _assert_same_lake(root: Path, reference_root: Path) -> None:
     assert success == sorted(str(p.parent.relative_to(reference_root)) for p in reference_root.rglob("_SUCCESS"))
 
 
-@pytest.mark.parametrize("moment", ["between_manifests_and_checkpoint", "between_files_and_manifests",
+@pytest.mark.parametrize("moment", ["between_markers_and_checkpoint", "after_files_before_commit",
                                     "while_chunks_run"])
 def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, moment):
     ref_root, _ = reference
     lake = tmp_path / "lake"
     args = ["+preset=smoke", f"sink.root={lake}"]
-    if moment == "between_manifests_and_checkpoint":
+    if moment == "between_markers_and_checkpoint":
         env = {"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-01-25"}
         res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path, env=env)
         assert res.returncode == -signal.SIGKILL
         ck = json.loads((lake / "_bear" / "checkpoint.json").read_text())
-        assert ck["committed_chunks"] == 2  # chunk 2's manifests are written, its checkpoint is not
-        assert (lake / "orders" / "ingest_dt=2020-01-25" / "_MANIFEST.json").exists()
-    elif moment == "between_files_and_manifests":
-        wait = lake / "orders" / "ingest_dt=2020-02-15" / "part-00000.parquet"
+        assert ck["committed_chunks"] == 2  # chunk 2's _SUCCESS markers are written, its checkpoint is not
+        assert (lake / "orders" / "ingest_dt=2020-01-25" / "_SUCCESS").exists()
+    elif moment == "after_files_before_commit":
+        wait = lake / "orders" / "ingest_dt=2020-02-15" / "part-00000.parquet"  # chunk 4, the 6th job
         env = {"BEAR_TEST_WAIT_FILE": str(wait)}
-        res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_when_file_exists]", cwd=tmp_path, env=env)
+        # every job in flight from the start: the hook holds the driver inside the first commit, so nothing
+        # more would be submitted and chunk 4 could otherwise never run
+        res = run_bear(*args, "ray.max_in_flight=8", "hooks.post_export=[kill_hooks:kill_when_file_exists]",
+                       cwd=tmp_path, env=env)
         assert res.returncode == -signal.SIGKILL
-        assert wait.exists() and not (wait.parent / "_MANIFEST.json").exists()
+        assert wait.exists() and not (wait.parent / "_SUCCESS").exists()  # written by a worker, not committed
         assert not (lake / "_bear" / "checkpoint.json").exists()
     else:
         proc = subprocess.Popen([BEAR, *args], cwd=tmp_path, env={**os.environ, "PYTHONPATH": TESTS},
