@@ -154,13 +154,13 @@ def print_summary(s: dict) -> None:
 
 def run_once(overrides: list[str], keep: bool, parent: Path) -> dict:
     """One backfill into a fresh temporary lake under `parent` (or `sink.root=` when given); its summary."""
-    overrides = list(overrides)
     tmp = None
+    lake = []
     if not any(o.startswith("sink.root=") for o in overrides):
         parent.mkdir(parents=True, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix="bear-bench-", dir=parent)
-        overrides.append(f"sink.root={tmp}/lake")
-    cfg = compose_config(overrides)
+        lake = [f"sink.root={tmp}/lake"]
+    cfg = compose_config([*overrides, *lake])
     os.sync()  # flush what earlier runs left (a removed lake is ~40,000 files) so this run does not pay for it
     load_before = _load()
     try:
@@ -202,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['driver_seconds']['commit']:.1f} s, writes {r['worker_task_seconds'].get('write', 0):.1f} "
                   f"task-s", flush=True)
     summary = min(runs, key=lambda r: r["wall_seconds"])
-    summary["overrides"] = list(args.overrides)
     summary["runs"] = [{k: r[k] for k in ("wall_seconds", "rows_per_second", "driver_seconds",
                                           "worker_task_seconds", "load_average_before")} for r in runs]
     print_summary(summary)
