@@ -1,3 +1,5 @@
 """bear: deterministic, messy, synthetic e-commerce history for a data lake's raw zone."""
 
-__version__ = "0.1.0"
+# The generator version: recorded in every manifest and plan, and pinned with the smoke lake's bytes in
+# tests/golden/smoke.json. Bump it with any change to what a config writes.
+__version__ = "0.2.0"

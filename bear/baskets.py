@@ -34,7 +34,8 @@ class Window:
     """A window's carts (see build_window for their order), with their order facts."""
 
     visits: Visits
-    n_lines: np.ndarray
+    status: np.ndarray  # index into CART_STATUSES
+    n_lines: np.ndarray  # 0 for emptied carts
     order_seconds: np.ndarray  # for converted carts (0 elsewhere); same day as the cart
     lines: Lines  # every line of every cart, or of the converted carts only
     cart_gross_c: np.ndarray  # per cart, sum of its lines (0 where lines were not built)
@@ -48,6 +49,20 @@ def line_positions(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     owner = np.repeat(np.arange(len(n)), n)
     starts = np.cumsum(n) - n
     return owner, np.arange(owner.size) - starts[owner]
+
+
+CART_STATUSES = ("open", "converted", "abandoned", "emptied")
+EMPTIED = CART_STATUSES.index("emptied")
+
+
+def cart_status(model: Model, key: Key, converted: np.ndarray) -> np.ndarray:
+    """Converted carts are converted; of the rest open_share stay open, and of the abandoned ones emptied_share
+    were emptied first. Decided before the lines, because an emptied cart keeps none."""
+    ca = model.cfg.generator.carts
+    rng = model.rng
+    u = rng.uniform("cart/status", key)
+    emptied = rng.uniform("cart/emptied", key) < ca.emptied_share
+    return np.where(converted, 1, np.where(u < ca.open_share, 0, np.where(emptied, EMPTIED, 2))).astype(np.int8)
 
 
 def line_counts(model: Model, cust: Customers, c: np.ndarray, key: Key) -> np.ndarray:
@@ -143,7 +158,8 @@ def build_window(model: Model, cust: Customers, products: Products, visits: Visi
     which needs counts and order totals, and puts only the orders in ID order)."""
     vs = visits.take(canonical_order(visits)) if all_lines else visits
     key = model.rng.key(vs.cust, vs.vidx)
-    n = line_counts(model, cust, vs.cust, key)
+    status = cart_status(model, key, vs.converted)
+    n = np.where(status == EMPTIED, 0, line_counts(model, cust, vs.cust, key))
     conv = np.flatnonzero(vs.converted)
     if all_lines:
         lines = build_lines(model, cust, products, vs.cust, key, n)
@@ -156,7 +172,7 @@ def build_window(model: Model, cust: Customers, products: Products, visits: Visi
     qty = np.bincount(lines.owner, weights=lines.qty, minlength=k).astype(np.int64)
     osec = np.zeros(k, dtype=np.int64)
     osec[conv] = order_seconds(model, key[conv], vs.seconds[conv])
-    return Window(vs, n, osec, lines, gross, disc, qty, key)
+    return Window(vs, status, n, osec, lines, gross, disc, qty, key)
 
 
 def orders_in_order(win: Window) -> np.ndarray:

@@ -22,7 +22,7 @@ from bear.config import CATEGORIES
 from bear.runner import Prepared
 from bear.schemas import PARTITION_KEY, TRANSACTIONS
 from bear.state import CHECKPOINT, MANIFEST, PLAN, STATE_DIR, SUCCESS, read_json
-from bear.writer import day_partition, signup_partition
+from bear.writer import day_partition
 
 DATA_FILE = "part-00000.parquet"
 FAMILY = {"shopping_carts": "carts"}  # plan row families are named like their tables, except carts
@@ -46,7 +46,7 @@ def planned_objects(p: Prepared, committed_chunks: int = 0, dimensions_done: boo
     if not dimensions_done:
         codes, counts = np.unique(p.lookups.customers.signup_day, return_counts=True)
         for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
-            out += _partition("customers", signup_partition(code), n)
+            out += _partition("customers", day_partition(code), n)
         per_category = np.bincount(p.lookups.products.category.astype(np.int64), minlength=len(CATEGORIES))
         for name, n in zip(CATEGORIES, per_category.tolist(), strict=True):
             out += _partition("product_catalog", name, n)

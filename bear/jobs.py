@@ -21,7 +21,7 @@ from bear.plan import ChunkWork
 from bear.sink import Sink, Writes
 from bear.state import MANIFEST, json_bytes, manifest_document
 from bear.tables import Rows, chunk_tables
-from bear.writer import PartitionStat, day_partition, ingestion_seconds, signup_partition, write_partitions
+from bear.writer import PartitionStat, day_partition, ingestion_seconds, write_partitions
 
 
 @dataclass
@@ -96,10 +96,10 @@ def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
     run_start_s = model.start_day * DAY_S
     key = np.arange(1, len(cust) + 1, dtype=np.int64)
     signup = cust.signup_day.astype(np.int64)
-    rows = Rows(customer_columns(model, lk, final_spend_c), np.where(signup >= 0, signup * DAY_S, run_start_s), key)
-    codes = np.unique(signup)
-    names = {int(c): signup_partition(int(c)) for c in codes}
-    ingest = {int(c): (ingestion_seconds(int(c)) if c >= 0 else run_start_s) for c in codes}
+    rows = Rows(customer_columns(model, lk, final_spend_c), signup * DAY_S, key)
+    codes = np.unique(signup).tolist()
+    names = {c: day_partition(c) for c in codes}
+    ingest = {c: ingestion_seconds(c) for c in codes}
     ledger = apply_mess(model, "customers", rows.cols, rows.key, rows.event_s)
     pk = np.arange(1, len(lk.products) + 1, dtype=np.int64)
     prows = Rows(product_columns(lk.products), np.full(pk.size, run_start_s), pk)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from bear import text
 from bear.config import CATEGORIES, CHANNELS, SEGMENT_TIERS, TIERS
-from bear.model import GUEST_TIER, NO_TIER, Model, day_number
+from bear.model import DAY_S, GUEST_TIER, NO_TIER, Model, day_number
 from bear.money import decimal_array
 from bear.rng import cumulative
 
@@ -88,7 +88,8 @@ class Customers:
     is_guest: np.ndarray
     channel: np.ndarray  # int8 index into CHANNELS
     tier: np.ndarray  # int8 index into SEGMENT_TIERS (Guest for guests)
-    signup_day: np.ndarray  # int32 day number, -1 for guests
+    signup_day: np.ndarray  # int32 day number: registration, or a guest's first contact (its first cart's day)
+    guest_first_s: np.ndarray  # int64 seconds of a guest's first cart (-1 for registered customers)
     shock: np.ndarray  # cohort multiplier on repeat visits
 
     def __len__(self) -> int:
@@ -131,13 +132,19 @@ def build_customers(model: Model) -> Customers:
     rank = np.cumsum(registered) - 1
     n_reg = max(int(registered.sum()), 1)
     n_days = day_number(cu.signup_end) - day_number(cu.signup_start) + 1
-    signup = np.where(registered, day_number(cu.signup_start) + (rank * n_days) // n_reg, -1).astype(np.int32)
+    # A guest arrives uniformly over the signup span; its signup_date is the day of that first cart, which is
+    # the visit process's own reading of this time (activity time and back), past the calendar its raw day.
+    guest_s = np.where(is_guest, model.signup_start_day * DAY_S + (
+        rng.uniform("visit/guest_first", i) * n_days * DAY_S).astype(np.int64), -1)
+    cart_s = model.seconds_of(model.activity_of(guest_s.astype(np.float64)))
+    guest_day = np.where(cart_s == np.iinfo(np.int64).max, guest_s, cart_s) // DAY_S
+    signup = np.where(registered, day_number(cu.signup_start) + (rank * n_days) // n_reg, guest_day).astype(np.int32)
     shock = np.ones(n)
     if model.cfg.generator.visits.cohort_shocks:
         months = np.where(registered, signup, 0).astype("datetime64[D]").astype("datetime64[M]")
         for cohort, factor in model.cfg.generator.visits.cohort_shocks.items():
             shock[registered & (months == np.datetime64(str(cohort), "M"))] = float(factor)
-    return Customers(is_guest, channel, tier, signup, shock)
+    return Customers(is_guest, channel, tier, signup, guest_s, shock)
 
 
 def tier_names(tier: np.ndarray) -> pa.Array:
@@ -167,7 +174,7 @@ class Lookups:
     first_name: pa.Array
     last_name: pa.Array
     email: pa.Array
-    phone: pa.Array
+    phone_number: pa.Array
     mailing_address: pa.Array
     billing_address: pa.Array
 
@@ -181,7 +188,7 @@ def build_lookups(model: Model) -> Lookups:
     last = text.pick(LAST_NAMES, rng.integers("customer/last", 0, len(LAST_NAMES) - 1, i))
     domain = text.pick(DOMAINS, rng.integers("customer/domain", 0, len(DOMAINS) - 1, i))
     email = pc.utf8_lower(text.join(first, ".", last, text.number(i + 1, 8), "@", domain))
-    phone = text.join(
+    phone_number = text.join(
         "+1-", text.number(rng.integers("customer/area", 201, 989, i), 3), "-",
         text.number(rng.integers("customer/ex", 200, 999, i), 3), "-",
         text.number(rng.integers("customer/line", 0, 9999, i), 4),
@@ -189,7 +196,8 @@ def build_lookups(model: Model) -> Lookups:
     mailing = address(model, "customer/mail", i)
     same = rng.uniform("customer/same_billing", i) < 0.8
     billing = pc.if_else(pa.array(same), mailing, address(model, "customer/bill", i))
-    return Lookups(cust, build_products(model), customer_id, first, last, email, phone, mailing, billing)
+    return Lookups(cust, build_products(model), customer_id, first, last, email, phone_number, mailing,
+                   billing)
 
 
 def customer_columns(model: Model, lk: Lookups, final_spend_c: np.ndarray) -> dict[str, pa.Array]:
@@ -198,7 +206,7 @@ def customer_columns(model: Model, lk: Lookups, final_spend_c: np.ndarray) -> di
     cust = lk.customers
     i = np.arange(len(cust), dtype=np.int64)
     guest = cust.is_guest
-    signup = pa.array(np.where(guest, 0, cust.signup_day).astype("datetime64[D]"), mask=guest)
+    signup = pa.array(cust.signup_day.astype("datetime64[D]"))
     earned = np.searchsorted(model.tier_thresholds_c, final_spend_c, side="right") - 1
     initial_rank = np.array([3, 2, 1, 0, -1, -1])[cust.tier]  # Platinum..Bronze -> 3..0
     current_rank = np.where(initial_rank >= 0, np.maximum(initial_rank, earned), -1)
@@ -211,7 +219,7 @@ def customer_columns(model: Model, lk: Lookups, final_spend_c: np.ndarray) -> di
         "first_name": lk.first_name,
         "last_name": lk.last_name,
         "email": lk.email,
-        "phone": lk.phone,
+        "phone_number": lk.phone_number,
         "signup_date": signup,
         "gender": text.labels(GENDERS, rng.choice("customer/gender", cumulative([0.49, 0.48, 0.03]), i)),
         "age": pa.array(rng.integers("customer/age", 18, 80, i).astype(np.int16)),

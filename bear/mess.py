@@ -14,42 +14,24 @@ import pyarrow.compute as pc
 
 from bear.config import RETURN_REASONS, MessConfig
 from bear.model import DAY_S, Model
+from bear.schemas import ADVANCED_MESS, NULL_COLUMNS, STYLE_COLUMNS
 
-STYLE_COLUMNS = {
-    "customers": ("gender", "customer_status", "clv_bucket"),
-    "product_catalog": ("product_name",),
-    "shopping_carts": ("status",),
-    "cart_items": ("product_name",),
-    "orders": ("payment_method", "shipping_speed", "clv_bucket"),
-    "order_items": ("product_name",),
-    "returns": ("reason", "return_type", "return_channel"),
-    "return_items": ("product_name",),
-}
-NULL_COLUMNS = {
-    "customers": ("email_verified", "marketing_opt_in"),
-    "shopping_carts": ("updated_at",),
-    "cart_items": ("added_at",),
-    "orders": ("agent_id",),
-    "returns": ("agent_id",),
-}
-STYLES = ("leading_space", "trailing_space", "upper", "lower", "title")
+PADDING = ((1, 1), (1, 2), (2, 1), (2, 2))  # whitespace mess: spaces before and after the value
+CASINGS = (pc.utf8_upper, pc.utf8_lower, pc.utf8_title)  # casing mess
 
 Ledger = dict[str, dict[str, np.ndarray]]
 
 
 def _styled_vocabulary(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """`values` followed by each style's variant of them (STYLES order), and whether a variant differs
-    from its value ([style, value]): lower-casing "open" is no mess and is not counted."""
-    variants = (
-        pc.binary_join_element_wise(pa.scalar(" "), values, ""),
-        pc.binary_join_element_wise(values, pa.scalar(" "), ""),
-        pc.utf8_upper(values),
-        pc.utf8_lower(values),
-        pc.utf8_title(values),
-    )
+    """Every styled variant of `values`: variant (pad, case) = PADDING[pad - 1] around CASINGS[case - 1] of
+    the values (0 = untouched), at offset (pad * (len(CASINGS) + 1) + case) * len(values); and whether each
+    casing changes each value ([case - 1, value]): lower-casing "open" is no mess and is not counted."""
+    cased = [values, *(fn(values) for fn in CASINGS)]
+    variants = [pc.binary_join_element_wise(pa.scalar(" " * before), v, pa.scalar(" " * after), "")
+                for before, after in ((0, 0), *PADDING) for v in cased]
     differs = np.stack([pc.fill_null(pc.not_equal(v, values), False).to_numpy(zero_copy_only=False)
-                        for v in variants])
-    return pa.concat_arrays([values, *variants]), differs
+                        for v in cased[1:]])
+    return pa.concat_arrays(variants), differs
 
 
 def _codes(arr: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -82,21 +64,23 @@ def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndar
         return ledger
     rng = model.rng
     if m.advanced and table == "orders":
-        ledger["total_items"] = {"spike": _spike(model, cols, event_s, key)}
+        ledger["total_items"] = {ADVANCED_MESS[table]["total_items"]: _spike(model, cols, event_s, key)}
     if m.advanced and table == "returns" and related is not None:
-        ledger["reason"] = {"redrawn": _redraw_reasons(model, cols, key, related)}
+        ledger["reason"] = {ADVANCED_MESS[table]["reason"]: _redraw_reasons(model, cols, key, related)}
     for col in STYLE_COLUMNS.get(table, ()):
-        hit = rng.uniform(f"mess/style/{table}/{col}", key) < m.style_rate
-        kind = rng.integers(f"mess/style_kind/{table}/{col}", 0, len(STYLES) - 1, key)
+        # whitespace and casing are independent kinds, each hitting style_rate of the values
+        padded = rng.uniform(f"mess/whitespace/{table}/{col}", key) < m.style_rate
+        pad = np.where(padded, rng.integers(f"mess/padding/{table}/{col}", 1, len(PADDING), key), 0)
+        cased = rng.uniform(f"mess/casing/{table}/{col}", key) < m.style_rate
+        case = np.where(cased, rng.integers(f"mess/case/{table}/{col}", 1, len(CASINGS), key), 0)
         arr = _as_dictionary(cols[col])
         codes, null = _codes(arr)
         vocabulary, differs = _styled_vocabulary(arr.dictionary)
-        cols[col] = _recode(np.where(hit, codes + (kind + 1) * len(arr.dictionary), codes), vocabulary, null)
-        changed = hit & differs[kind, codes]
-        if null is not None:
-            changed &= ~null
-        ledger.setdefault(col, {})["whitespace"] = changed & (kind <= 1)
-        ledger[col]["casing"] = changed & (kind >= 2)
+        variant = pad * (len(CASINGS) + 1) + case
+        cols[col] = _recode(codes + variant * len(arr.dictionary), vocabulary, null)
+        valid = np.ones(len(codes), dtype=bool) if null is None else ~null
+        ledger.setdefault(col, {}).update(whitespace=padded & valid,
+                                          casing=cased & valid & differs[np.maximum(case - 1, 0), codes])
     for col in NULL_COLUMNS.get(table, ()):
         hit = rng.uniform(f"mess/null/{table}/{col}", key) < m.null_rate
         arr = cols[col]

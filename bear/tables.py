@@ -15,15 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bear import text
-from bear.baskets import Window, build_lines, build_window, lex_order, line_counts, orders_in_order
+from bear.baskets import CART_STATUSES, Window, build_lines, build_window, lex_order, line_counts, orders_in_order
 from bear.config import CATEGORIES, ORDER_CHANNELS, PAYMENT_METHODS, RETURN_REASONS, SHIPPING_SPEEDS
 from bear.lookups import CLV_BUCKETS, EARNED_TIERS, Lookups
 from bear.model import Model
 from bear.money import decimal_array
 from bear.plan import ChunkWork, ReturnsDue
 from bear.returns import plan_returns
-
-CART_STATUSES = ("open", "converted", "abandoned", "emptied")
 
 
 @dataclass
@@ -59,22 +57,17 @@ def carts_and_items(model: Model, lk: Lookups, win: Window, first_cart: int, fir
     c, key = vs.cust, win.key
     n = len(c)
     cart_no = first_cart + np.arange(n)
-    u = rng.uniform("cart/status", key)
-    ca = model.cfg.generator.carts
-    emptied = rng.uniform("cart/emptied", key) < ca.emptied_share
-    status = np.where(vs.converted, 1, np.where(u < ca.open_share, 0, np.where(emptied, 3, 2)))
-    lo, hi = ca.session_minutes
+    lo, hi = model.cfg.generator.carts.session_minutes
     idle = rng.integers("cart/session", lo * 60, hi * 60, key)
     updated = np.where(vs.converted, win.order_seconds, vs.seconds + idle)
-    total = np.where(status == 3, 0, win.cart_gross_c)
     cart_ids = text.padded("CART-", cart_no)
     carts = {
         "cart_id": cart_ids,
         "customer_id": pc.take(lk.customer_id, pa.array(c)),
         "created_at": timestamps(vs.seconds),
         "updated_at": timestamps(updated),
-        "cart_total": decimal_array(total),
-        "status": text.labels(CART_STATUSES, status),
+        "cart_total": decimal_array(win.cart_gross_c),  # emptied carts have no lines: 0
+        "status": text.labels(CART_STATUSES, win.status),
     }
     ln = win.lines
     span = updated[ln.owner] - vs.seconds[ln.owner]
@@ -205,6 +198,7 @@ def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
         "return_id": return_ids,
         "order_id": order_ids,
         "customer_id": pc.take(lk.customer_id, pa.array(c)),
+        "email": pc.take(lk.email, pa.array(c)),  # the order's (orders.email is its customer's)
         "return_date": timestamps(due.seconds),
         "reason": text.labels(RETURN_REASONS, reason),
         "return_type": text.labels(("Partial", "Full"), full),

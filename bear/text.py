@@ -70,3 +70,13 @@ def join(*parts: pa.Array | str, sep: str = "") -> pa.Array:
 def number(values: np.ndarray, width: int) -> pa.Array:
     """Zero-padded decimal strings of exactly `width` digits (values must fit)."""
     return _from_fixed(_digits(np.asarray(values), width))
+
+
+def hexadecimal(prefix: str, values: np.ndarray, width: int = 16) -> pa.Array:
+    """`prefix` + `width` lower-case hex digits of each non-negative int64 (fixed width, no Python per row)."""
+    v = np.asarray(values, dtype=np.uint64)
+    shifts = np.arange(4 * (width - 1), -1, -4, dtype=np.uint64)
+    nibbles = ((v[:, None] >> shifts) & np.uint64(15)).astype(np.uint8)
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[nibbles]
+    head = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    return _from_fixed(np.hstack([np.broadcast_to(head, (len(v), len(head))), digits]))

@@ -2,7 +2,7 @@
 
 The bytes of a file give its md5; Parquet then decodes only the columns the checks need, with
 the stylistic columns as dictionaries so the mess they carry is measured once per distinct
-value. Hive keeps partition values in the path only, so they come back from the path.
+value. The partition column is inside every file too; the audit checks it equals the path.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bear.mess import NULL_COLUMNS, STYLE_COLUMNS
 from bear.model import day_number
-from bear.schemas import FILE_SCHEMAS, GUEST_PARTITION, TABLE_CODE, TABLES, TRANSACTIONS
+from bear.schemas import NULL_COLUMNS, PARTITION_KEY, SCHEMAS, STYLE_COLUMNS, TABLE_CODE, TABLES, TRANSACTIONS
 from bear.sink import Sink
 from bear.state import MANIFEST, SUCCESS
 from bear.writer import ingestion_seconds
 
 # Columns the checks need once a file is read (the mess columns are measured, then dropped).
 KEEP = {
-    "customers": ("customer_id", "is_guest"),
+    "customers": ("customer_id", "is_guest", "signup_date"),
     "product_catalog": ("product_id",),
     "shopping_carts": ("cart_id", "customer_id", "created_at", "updated_at", "cart_total", "status"),
     "cart_items": ("cart_item_id", "cart_id", "product_id", "quantity", "unit_price"),
@@ -37,14 +36,15 @@ KEEP = {
     "return_items": ("return_item_id", "return_id", "order_id", "product_id", "quantity_returned", "refunded_amount"),
 }
 LINEAGE = ("batch_id", "source_file", "ingestion_ts", "event_id")
-READ = {t: tuple(dict.fromkeys(KEEP[t] + STYLE_COLUMNS.get(t, ()) + NULL_COLUMNS.get(t, ()) + LINEAGE)) for t in TABLES}
+READ = {t: tuple(dict.fromkeys(KEEP[t] + STYLE_COLUMNS.get(t, ()) + NULL_COLUMNS.get(t, ()) + LINEAGE
+                                + (PARTITION_KEY[t],))) for t in TABLES}
 # Read as dictionaries: the stylistic columns (their mess is measured once per distinct value) and the per-file
 # lineage constants (one value each, not a copy per row).
 AS_DICTIONARY = {t: (*STYLE_COLUMNS.get(t, ()), "batch_id", "source_file") for t in TABLES}
 # The schema a file must have, as read with those columns dictionary-encoded.
 READ_SCHEMA = {
     t: pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in AS_DICTIONARY[t] else f
-                  for f in FILE_SCHEMAS[t]])
+                  for f in SCHEMAS[t]])
     for t in TABLES
 }
 DAY = "_day"  # partition day number added to transactional rows, so checks and failures know their partition
@@ -64,6 +64,7 @@ class FileRead:
     data: pa.Table | None = None
     mess: Counter = field(default_factory=Counter)
     lineage: list[str] = field(default_factory=list)  # what is wrong with its lineage columns
+    partition_value: str = ""  # what is wrong with its partition column ("" when it equals the path)
     batch_ids: list[str] = field(default_factory=list)  # distinct batch_id values (one, the manifest's)
 
 
@@ -81,25 +82,18 @@ class PartRead:
         return all(f.data is not None for f in self.files)
 
     def table_data(self) -> pa.Table:
-        """The kept columns of every readable file, with the partition value restored from the path."""
+        """The kept columns of every readable file; transactional rows with their partition's day number."""
         pieces = [f.data for f in self.files if f.data is not None]
-        t = pa.concat_tables(pieces) if pieces else empty_table(self.table, with_partition=False)
+        t = pa.concat_tables(pieces) if pieces else empty_table(self.table, with_day=False)
         if self.table in TRANSACTIONS:
             return t.append_column(DAY, pa.array(np.full(t.num_rows, partition_day(self.partition), np.int32)))
-        if self.table == "customers":
-            if self.partition.endswith(f"={GUEST_PARTITION}"):
-                return t.append_column("signup_date", pa.nulls(t.num_rows, pa.date32()))
-            day = pa.array(np.full(t.num_rows, partition_day(self.partition), np.int32))
-            return t.append_column("signup_date", day.cast(pa.date32()))
         return t
 
 
-def empty_table(table: str, with_partition: bool = True) -> pa.Table:
-    t = FILE_SCHEMAS[table].empty_table().select(list(KEEP[table]))
-    if with_partition and table in TRANSACTIONS:
+def empty_table(table: str, with_day: bool = True) -> pa.Table:
+    t = SCHEMAS[table].empty_table().select(list(KEEP[table]))
+    if with_day and table in TRANSACTIONS:
         return t.append_column(DAY, pa.array([], pa.int32()))
-    if with_partition and table == "customers":
-        return t.append_column("signup_date", pa.array([], pa.date32()))
     return t
 
 
@@ -143,11 +137,13 @@ def read_file(sink: Sink, table: str, rel: str) -> FileRead:
             fr.error = f"schema differs from {table}'s"
             return fr
         t = pf.read(columns=list(READ[table]), use_threads=False)  # the audit's own threads use the cores
-    except (pa.ArrowException, OSError) as exc:
+        # Parquet readers do not validate UTF-8: a damaged page can decode into strings Python cannot read
+        fr.mess = measure_mess(table, t)
+        fr.lineage, fr.batch_ids = lineage_of(table, rel, t)
+        fr.partition_value = partition_value_problem(table, rel, t)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         fr.error = f"unreadable Parquet ({type(exc).__name__}: {str(exc)[:80]})"
         return fr
-    fr.mess = measure_mess(table, t)
-    fr.lineage, fr.batch_ids = lineage_of(table, rel, t)
     keep = t.select(list(KEEP[table]))
     for i, f in enumerate(keep.schema):
         if pa.types.is_dictionary(f.type):
@@ -176,11 +172,47 @@ def lineage_of(table: str, rel: str, t: pa.Table) -> tuple[list[str], list[str]]
         problems.append(f"{len(ingest)} different ingestion_ts values")
     elif table in TRANSACTIONS and ingest[0] != ingestion_seconds(partition_day(partition)) * 1_000_000:
         problems.append(f"ingestion_ts is not 02:00 after {partition.split('=', 1)[1]}")
-    event = t["event_id"].to_numpy()
-    rising = bool(np.all(event[1:] > event[:-1]))  # as bear writes them; else sort to find duplicates
-    if not (np.all(event >> 52 == TABLE_CODE[table]) and (rising or len(np.unique(event)) == len(event))):
-        problems.append(f"event_id values are not unique with table code {TABLE_CODE[table]}")
+    event = event_numbers(t["event_id"])
+    if event is None:
+        problems.append("event_id values are not all evt_ + 16 hex digits")
+    else:
+        rising = bool(np.all(event[1:] > event[:-1]))  # as bear writes them; else sort to find duplicates
+        if not (np.all(event >> 52 == TABLE_CODE[table]) and (rising or len(np.unique(event)) == len(event))):
+            problems.append(f"event_id values are not unique with table code {TABLE_CODE[table]}")
     return problems, distinct(t["batch_id"])
+
+
+EVENT_PREFIX = b"evt_"
+EVENT_WIDTH = len(EVENT_PREFIX) + 16
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+def event_numbers(col: pa.ChunkedArray) -> np.ndarray | None:
+    """`evt_<16 hex digits>` -> the int64 they spell; None if any value has another form (or is null)."""
+    arr = col.combine_chunks()
+    if arr.null_count or not len(arr):
+        return None if arr.null_count else np.array([], dtype=np.int64)
+    if pc.min_max(pc.binary_length(arr)).as_py() != {"min": EVENT_WIDTH, "max": EVENT_WIDTH}:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=4 * arr.offset)
+    raw = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(len(arr), EVENT_WIDTH)
+    nibbles = _HEX[raw[:, len(EVENT_PREFIX):]]
+    if (raw[:, :len(EVENT_PREFIX)] != np.frombuffer(EVENT_PREFIX, np.uint8)).any() or (nibbles == 255).any():
+        return None
+    shifts = np.arange(60, -1, -4, dtype=np.uint64)
+    return (nibbles.astype(np.uint64) << shifts).sum(axis=1, dtype=np.uint64).astype(np.int64)
+
+
+def partition_value_problem(table: str, rel: str, t: pa.Table) -> str:
+    """The partition column inside the file must hold the path's value in every row."""
+    key = PARTITION_KEY[table]
+    value = rel.split("/")[1].split("=", 1)[1]
+    col = t[key]
+    found = {str(v) for v in pc.unique(col.cast(pa.string()) if pa.types.is_date(col.type) else col).to_pylist()}
+    if t.num_rows and (col.null_count or found != {value}):
+        return f"{key} inside the file is {sorted(found, key=str)[:3]}, not the path's {value}"
+    return ""
 
 
 def distinct(col: pa.ChunkedArray) -> list:

@@ -24,6 +24,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "manifest.orphans": ("files", "no data file outside a manifest"),
     "files.schema": ("files", "readable Parquet with the table's schema"),
     "files.lineage": ("files", "source_file, batch_id, ingestion_ts and event_id as the file and manifest say"),
+    "files.partition_column": ("files", "the partition column inside the file equals the path"),
     "keys.unique": ("rows", "primary keys unique lake-wide"),
     "keys.gap_free": ("ids", "cart, cart-item, order, return and return-item IDs gap-free from 1"),
     "keys.plan_blocks": ("ids", "every ID inside its chunk's planned block"),

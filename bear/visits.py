@@ -66,10 +66,7 @@ def initial_state(model: Model, cust: Customers) -> VisitState:
     i = np.arange(n, dtype=np.int64)
     lo, hi = model.cfg.generator.visits.first_cart_days
     first_s = (cust.signup_day.astype(np.int64) + rng.integers("visit/first_day", lo, hi, i)) * DAY_S
-    guest_s = model.signup_start_day * DAY_S + (
-        rng.uniform("visit/guest_first", i) * (model.signup_end_day - model.signup_start_day + 1) * DAY_S
-    ).astype(np.int64)
-    secs = np.where(cust.is_guest, guest_s, first_s + rng.integers("visit/first_tod", 0, DAY_S - 1, i))
+    secs = np.where(cust.is_guest, cust.guest_first_s, first_s + rng.integers("visit/first_tod", 0, DAY_S - 1, i))
     lam = model.repeat[cust.channel, cust.tier] * cust.shock
     gap_lo, gap_hi = model.gap_lo[cust.channel, cust.tier], model.gap_hi[cust.channel, cust.tier]
     habits = Habits(

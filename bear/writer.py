@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bear import text
 from bear.config import OutputConfig
 from bear.mess import Ledger
 from bear.model import DAY_S, day_to_date
-from bear.schemas import FILE_SCHEMAS, GUEST_PARTITION, PARTITION_KEY, TABLE_CODE, dictionary_columns
+from bear.schemas import PARTITION_KEY, SCHEMAS, TABLE_CODE, dictionary_columns
 from bear.sink import Writes
 from bear.tables import Rows, timestamps
 
@@ -58,11 +59,6 @@ def day_partition(day: int) -> str:
     return day_to_date(day).isoformat()
 
 
-def signup_partition(day: int) -> str:
-    """A customer's signup_date partition value; guests (no signup, day < 0) go to Hive's null partition."""
-    return GUEST_PARTITION if day < 0 else day_partition(day)
-
-
 def ingestion_seconds(day: int) -> int:
     """The nightly batch that would have landed a day's data: 02:00 the next morning."""
     return (day + 1) * DAY_S + 2 * 3600
@@ -73,13 +69,13 @@ ID_STRINGS = frozenset({"customer_id", "cart_id", "order_id", "return_id"})
 
 
 def _write_schema(table: str) -> pa.Schema:
-    """FILE_SCHEMAS with the per-file constants dictionary-typed. Files store no Arrow schema, so a
-    reader sees the FILE_SCHEMAS types: Parquet has one string type, dictionary-encoded or not."""
+    """SCHEMAS with the per-file constants dictionary-typed. Files store no Arrow schema, so a
+    reader sees the SCHEMAS types: Parquet has one string type, dictionary-encoded or not."""
     return pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in LINEAGE_CONSTANT else f
-                      for f in FILE_SCHEMAS[table]])
+                      for f in SCHEMAS[table]])
 
 
-WRITE_SCHEMAS = {t: _write_schema(t) for t in FILE_SCHEMAS}
+WRITE_SCHEMAS = {t: _write_schema(t) for t in SCHEMAS}
 
 
 def _plain(arr: pa.Array) -> pa.Array:
@@ -93,21 +89,24 @@ def statistics_columns(table: str) -> list[str]:
 
     Statistics of names, labels and lineage strings would cost a third of the encoding time and prune nothing.
     """
-    return [f.name for f in FILE_SCHEMAS[table] if not pa.types.is_string(f.type) or f.name in ID_STRINGS]
+    return [f.name for f in SCHEMAS[table] if not pa.types.is_string(f.type) or f.name in ID_STRINGS]
 
 
-def delta_columns(table: str) -> dict[str, str]:
+def column_encodings(table: str) -> dict[str, str]:
     """Integer-backed columns (IDs, counts, timestamps, dates, money) get DELTA_BINARY_PACKED: rising IDs shrink
-    to almost nothing and the column encodes faster than PLAIN, with less left for the compressor to do."""
+    to almost nothing and the column encodes faster than PLAIN, with less left for the compressor to do. The
+    event_id strings (`evt_` + fixed-width hex, rising within a file) get DELTA_BYTE_ARRAY, which stores each as
+    the suffix after its predecessor's prefix: 0.04 bytes a row against 0.65 PLAIN + zstd."""
     integral = (pa.types.is_integer, pa.types.is_timestamp, pa.types.is_date32, pa.types.is_decimal)
-    return {f.name: "DELTA_BINARY_PACKED" for f in FILE_SCHEMAS[table] if any(is_(f.type) for is_ in integral)}
+    delta = {f.name: "DELTA_BINARY_PACKED" for f in SCHEMAS[table] if any(is_(f.type) for is_ in integral)}
+    return delta | {"event_id": "DELTA_BYTE_ARRAY"}
 
 
 @cache
 def _encodings(table: str) -> dict:
     # Money is decimal(12, 2): stored as INT64 (the Parquet form for precision <= 18, what Spark writes too) it
     # encodes several times faster than 16-byte FIXED_LEN_BYTE_ARRAY and reads back as the same decimal.
-    return {"use_dictionary": dictionary_columns(table), "column_encoding": delta_columns(table),
+    return {"use_dictionary": dictionary_columns(table), "column_encoding": column_encodings(table),
             "write_statistics": statistics_columns(table), "store_decimal_as_integer": True}
 
 
@@ -165,15 +164,18 @@ def write_partitions(
     base = pa.table(list(data_cols.values()), names=list(data_cols))
     if order is not None:
         base = base.take(pa.array(order))
-    event_id = pa.array((np.int64(TABLE_CODE[table]) << 52) | key)
+    event_id = text.hexadecimal("evt_", (np.int64(TABLE_CODE[table]) << 52) | key)
     ingest = timestamps(np.repeat(np.fromiter((ingest_s[c] for c in part_names), np.int64, len(part_names)), hi - lo))
+    key_name = PARTITION_KEY[table]
+    # Rows that do not carry their partition column (the transactional tables) get it from their partition's day.
+    added = {} if key_name in data_cols else {key_name: pa.array(np.repeat(wanted, hi - lo).astype(np.int32)).cast(
+        pa.date32())}
     mess_counts = {col: {kind: np.concatenate([[0], np.cumsum(ordered(mask))]) for kind, mask in kinds.items()}
                    for col, kinds in ledger.items()}
     ids = _id_numbers(table, key)
     est_row = max(base.nbytes / max(n, 1), 1.0)
     per_file = max(1, int(out.target_file_mb * 2**20 / est_row))
     zeros = pa.array(np.zeros(min(n, per_file), dtype=np.int32))
-    key_name = PARTITION_KEY[table]
     values = list(part_names.values())
     batch_ids = _strings([f"{fingerprint[:12]}-{table}-{v}" for v in values])
     stats = []
@@ -188,14 +190,15 @@ def write_partitions(
         rels = _strings([f"{stat.dir}/part-{k:05d}.parquet" for k in range(len(starts))])
         for k, (start, rel) in enumerate(zip(starts, rels.to_pylist(), strict=True)):
             m = min(per_file, b - start)
-            lineage = {
+            derived = {  # the columns the writer adds: lineage and the partition column
                 "batch_id": pa.DictionaryArray.from_arrays(zeros.slice(0, m), batch_ids.slice(i, 1)),
                 "source_file": pa.DictionaryArray.from_arrays(zeros.slice(0, m), rels.slice(k, 1)),
                 "ingestion_ts": ingest.slice(start, m),
                 "event_id": event_id.slice(start, m),
+                **{name: col.slice(start, m) for name, col in added.items()},
             }
             part = base.slice(start, m)
-            arrays = [part.column(f.name) if f.name in data_cols else lineage[f.name] for f in schema]
+            arrays = [part.column(f.name) if f.name in data_cols else derived[f.name] for f in schema]
             data = encode(pa.Table.from_arrays(arrays, schema=schema), out, table)
             w0 = time.perf_counter()
             writes.write(rel, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -34,16 +35,14 @@ def ray_local():
 
 
 def read_table(root, table: str):
-    """A lake table read back from Parquet (hive partition column included)."""
+    """A lake table read back from Parquet (the partition column is inside the files: no discovery needed)."""
     import pyarrow.dataset as ds
 
-    return ds.dataset(f"{root}/{table}", format="parquet", partitioning="hive").to_table()
+    return ds.dataset(f"{root}/{table}", format="parquet").to_table()
 
 
 def lake_files(root) -> dict[str, bytes]:
     """Every data file of a local lake by relative path, with its bytes."""
-    from pathlib import Path
-
     base = Path(root)
     return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*.parquet"))}
 
@@ -51,7 +50,6 @@ def lake_files(root) -> dict[str, bytes]:
 def lake_manifests(root) -> dict[str, dict]:
     """Every manifest of a local lake, without its wall-clock created_at."""
     import json
-    from pathlib import Path
 
     out = {}
     for p in sorted(Path(root).rglob("_MANIFEST.json")):
@@ -59,3 +57,16 @@ def lake_manifests(root) -> dict[str, dict]:
         doc.pop("created_at")
         out[str(p.relative_to(root))] = doc
     return out
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "smoke.json"
+
+
+def lake_digest(root) -> dict[str, str]:
+    """sha256 per table of its Parquet files' bytes, in path order: what the golden digest pins."""
+    import hashlib
+
+    digests: dict[str, hashlib._Hash] = {}
+    for rel, data in lake_files(root).items():
+        digests.setdefault(rel.split("/", 1)[0], hashlib.sha256()).update(data)
+    return {table: h.hexdigest() for table, h in sorted(digests.items())}

@@ -129,7 +129,7 @@ def test_gcs_lake_equals_the_local_lake_object_for_object(reference, gcs_lake):
 
 def test_invariants_hold_on_the_lake_read_back_from_gcs(gcs_lake):
     sink, report = gcs_lake
-    tables = {t: ds.dataset(sink.path(t), filesystem=sink.fs, format="parquet", partitioning="hive").to_table()
+    tables = {t: ds.dataset(sink.path(t), filesystem=sink.fs, format="parquet").to_table()
               for t in TABLES}
     assert sum(t.num_rows for t in tables.values()) == report["total_rows"] > 0
     failures = check_tables(tables)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import compose_cfg, lake_files, lake_manifests, read_table
+from conftest import GOLDEN, compose_cfg, lake_digest, lake_files, lake_manifests, read_table
 
+from bear import __version__
 from bear.checks import check_tables
 from bear.model import day_number, day_to_date
 from bear.runner import RunError, backfill
@@ -48,7 +49,7 @@ def test_lake_has_every_table_and_partition_with_matching_manifests(reference):
         assert parts == [f"ingest_dt={d}" for d in days], table
     assert sorted(p.name for p in (root / "product_catalog").iterdir()) == [
         f"category={c}" for c in ("Books", "Clothing", "Electronics", "Home", "Toys")]
-    assert (root / "customers" / "signup_date=__HIVE_DEFAULT_PARTITION__" / "_SUCCESS").exists()
+    assert not (root / "customers" / "signup_date=__HIVE_DEFAULT_PARTITION__").exists(), "guests have a signup_date"
     listed = set()
     for table in TABLES:
         for part in (root / table).iterdir():
@@ -76,7 +77,7 @@ def test_invariants_hold_on_the_lake_read_back(reference):
     # each row sits in the partition of its event date; children with their parent
     for table, col in (("shopping_carts", "created_at"), ("orders", "order_date"), ("returns", "return_date")):
         t = tables[table]
-        dates = [str(v.date()) for v in t[col].to_pylist()]
+        dates = [v.date() for v in t[col].to_pylist()]
         assert dates == t["ingest_dt"].to_pylist(), table
     carts = dict(zip(tables["shopping_carts"]["cart_id"].to_pylist(), tables["shopping_carts"]["ingest_dt"].to_pylist(),
                      strict=True))
@@ -96,8 +97,25 @@ def test_money_is_an_int64_backed_decimal_and_integers_are_delta_encoded(referen
         assert (col.physical_type, col.converted_type, col.precision, col.scale) == ("INT64", "DECIMAL", 12, 2)
         assert "DELTA_BINARY_PACKED" in chunk.column(names.index(name)).encodings
         assert pf.schema_arrow.field(name).type == pa.decimal128(12, 2)
-    for name in ("total_items", "event_id", "order_date"):
+    for name in ("total_items", "order_date", "ingest_dt"):
         assert "DELTA_BINARY_PACKED" in chunk.column(names.index(name)).encodings, name
+    assert "DELTA_BYTE_ARRAY" in chunk.column(names.index("event_id")).encodings
+
+
+def test_golden_digest_changes_only_with_the_generator_version(reference):
+    """The smoke lake's Parquet bytes are pinned per generator version (tests/golden/smoke.json), so a change that
+    alters every run alike (and so passes every comparison between runs) still fails here. To change the output on
+    purpose: bump bear.__version__, then `BEAR_UPDATE_GOLDEN=1 pytest tests/test_runner.py -k golden`."""
+    root, _ = reference
+    got = {"generator_version": __version__, "pyarrow": pa.__version__, "tables": lake_digest(root)}
+    if os.environ.get("BEAR_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(got, indent=2) + "\n")
+    want = json.loads(GOLDEN.read_text())
+    assert want["generator_version"] == __version__, "new generator version: pin its output (see the docstring)"
+    # pyarrow writes its version into every footer: a new pyarrow changes the bytes too, and is worth knowing
+    assert got["tables"] == want["tables"], (f"the lake's bytes changed without a new generator version (pinned "
+                                             f"with pyarrow {want['pyarrow']}, this is {pa.__version__})")
 
 
 def test_chunk_size_does_not_change_a_byte(reference, tmp_path):

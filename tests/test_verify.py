@@ -103,7 +103,8 @@ def test_clean_lake_passes_every_check(lake):
     # every check really looked at something, so "ok" is not vacuous
     assert all(c["checked"] > 0 for c in doc["checks"]), doc["checks"]
     assert doc["rows"]["cart_items"] > 10_000 and doc["rows"]["returns"] > 0
-    assert {m["kind"] for m in doc["mess"]} == {"null", "style", "redrawn"} and all(m["ok"] for m in doc["mess"])
+    assert {m["kind"] for m in doc["mess"]} == {"null", "whitespace", "casing", "redrawn"}
+    assert all(m["ok"] for m in doc["mess"])
 
 
 def test_deleted_data_file(lake):
@@ -218,6 +219,22 @@ def test_lineage_that_does_not_match_the_file_or_its_manifest(lake):
     }
 
 
+def test_partition_column_that_disagrees_with_the_path_or_a_malformed_event_id(lake):
+    root, cfg, verify = lake
+    orders = first_file(root, "orders", "ingest_dt=2020-01-16")
+    rewrite(orders, cfg, lambda t: set_value(t, "ingest_dt", 0, dt.date(2020, 1, 17)))
+    customers = first_file(root, "customers")
+    rewrite(customers, cfg, lambda t: set_value(t, "signup_date", 1, dt.date(2019, 6, 1)))
+    report = verify()
+    assert failed(report) == {"files.partition_column"}
+    got = {(f.table, f.partition) for f in report.checks["files.partition_column"].failures}
+    assert got == {("orders", "ingest_dt=2020-01-16"), ("customers", customers.parent.name)}
+    carts = first_file(root, "shopping_carts", "ingest_dt=2020-01-15")
+    rewrite(carts, cfg, lambda t: set_value(t, "event_id", 0, "evt_00000000000000zz"))
+    assert {f.detail for f in verify().checks["files.lineage"].failures} == {
+        "event_id values are not all evt_ + 16 hex digits"}
+
+
 def test_data_file_outside_any_manifest(lake):
     root, _, verify = lake
     f = first_file(root, "orders")
@@ -256,8 +273,8 @@ def test_mess_counts_that_the_data_contradicts(lake):
         manifest_path.write_text(json.dumps(manifest))
     report = verify()
     assert failed(report) == {"mess.counts", "mess.rates"}
-    rate = report.checks["mess.rates"].failures[0]
-    assert rate.table == "shopping_carts" and "status style rate 0.0000" in rate.detail
+    rates = {(f.table, f.detail.split(" rate ")[0]) for f in report.checks["mess.rates"].failures}
+    assert rates == {("shopping_carts", "status whitespace"), ("shopping_carts", "status casing")}
 
 
 def test_return_line_away_from_its_return_and_a_malformed_manifest(lake):
