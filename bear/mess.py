@@ -18,6 +18,8 @@ from bear.schemas import ADVANCED_MESS, NULL_COLUMNS, STYLE_COLUMNS
 
 PADDING = ((1, 1), (1, 2), (2, 1), (2, 2))  # whitespace mess: spaces before and after the value
 CASINGS = (pc.utf8_upper, pc.utf8_lower, pc.utf8_title)  # casing mess
+# Made once: building a string scalar probes optional imports on every call.
+_SPACES = [pa.scalar(" " * k, pa.string()) for k in range(3)]
 
 Ledger = dict[str, dict[str, np.ndarray]]
 
@@ -27,11 +29,18 @@ def _styled_vocabulary(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     the values (0 = untouched), at offset (pad * (len(CASINGS) + 1) + case) * len(values); and whether each
     casing changes each value ([case - 1, value]): lower-casing "open" is no mess and is not counted."""
     cased = [values, *(fn(values) for fn in CASINGS)]
-    variants = [pc.binary_join_element_wise(pa.scalar(" " * before), v, pa.scalar(" " * after), "")
+    variants = [pc.binary_join_element_wise(_SPACES[before], v, _SPACES[after], _SPACES[0])
                 for before, after in ((0, 0), *PADDING) for v in cased]
     differs = np.stack([pc.fill_null(pc.not_equal(v, values), False).to_numpy(zero_copy_only=False)
                         for v in cased[1:]])
     return pa.concat_arrays(variants), differs
+
+
+def _pick(u: np.ndarray, rate: float, k: int) -> np.ndarray:
+    """0 where u >= rate, else one of 1..k: below `rate`, u / rate is uniform again, so one draw decides both
+    whether a value is hit and how."""
+    hit = u < rate
+    return np.where(hit, np.minimum((u / max(rate, 1e-300) * k).astype(np.int64), k - 1) + 1, 0)
 
 
 def _codes(arr: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -69,10 +78,9 @@ def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndar
         ledger["reason"] = {ADVANCED_MESS[table]["reason"]: _redraw_reasons(model, cols, key, related)}
     for col in STYLE_COLUMNS.get(table, ()):
         # whitespace and casing are independent kinds, each hitting style_rate of the values
-        padded = rng.uniform(f"mess/whitespace/{table}/{col}", key) < m.style_rate
-        pad = np.where(padded, rng.integers(f"mess/padding/{table}/{col}", 1, len(PADDING), key), 0)
-        cased = rng.uniform(f"mess/casing/{table}/{col}", key) < m.style_rate
-        case = np.where(cased, rng.integers(f"mess/case/{table}/{col}", 1, len(CASINGS), key), 0)
+        pad = _pick(rng.uniform(f"mess/whitespace/{table}/{col}", key), m.style_rate, len(PADDING))
+        case = _pick(rng.uniform(f"mess/casing/{table}/{col}", key), m.style_rate, len(CASINGS))
+        padded, cased = pad > 0, case > 0
         arr = _as_dictionary(cols[col])
         codes, null = _codes(arr)
         vocabulary, differs = _styled_vocabulary(arr.dictionary)

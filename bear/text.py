@@ -72,11 +72,14 @@ def number(values: np.ndarray, width: int) -> pa.Array:
     return _from_fixed(_digits(np.asarray(values), width))
 
 
-def hexadecimal(prefix: str, values: np.ndarray, width: int = 16) -> pa.Array:
-    """`prefix` + `width` lower-case hex digits of each non-negative int64 (fixed width, no Python per row)."""
-    v = np.asarray(values, dtype=np.uint64)
-    shifts = np.arange(4 * (width - 1), -1, -4, dtype=np.uint64)
-    nibbles = ((v[:, None] >> shifts) & np.uint64(15)).astype(np.uint8)
-    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[nibbles]
+_HEX_PAIRS = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint16)
+
+
+def hexadecimal(prefix: str, values: np.ndarray) -> pa.Array:
+    """`prefix` + the 16 lower-case hex digits of each int64: each big-endian byte looks up its two digits."""
+    v = np.ascontiguousarray(values, dtype=">i8")
     head = np.frombuffer(prefix.encode(), dtype=np.uint8)
-    return _from_fixed(np.hstack([np.broadcast_to(head, (len(v), len(head))), digits]))
+    out = np.empty((len(v), len(head) + 16), dtype=np.uint8)
+    out[:, :len(head)] = head
+    out[:, len(head):] = _HEX_PAIRS[v.view(np.uint8).reshape(-1, 8)].view(np.uint8).reshape(-1, 16)
+    return _from_fixed(out)
