@@ -29,6 +29,7 @@ class Column:
     doc: str
 
 
+EVENT_ID_PREFIX = "evt_"  # event_id = this + 16 hex digits of (table code << 52 | the row's key)
 LINEAGE_COLUMNS = (
     Column("batch_id", S, "the partition's batch: `<config fingerprint[:12]>-<table>-<partition value>`"),
     Column("ingestion_ts", TS, "when the nightly batch landed it: 02:00 UTC the day after the partition's day "

@@ -18,7 +18,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bear.model import day_number
-from bear.schemas import NULL_COLUMNS, PARTITION_KEY, SCHEMAS, STYLE_COLUMNS, TABLE_CODE, TABLES, TRANSACTIONS
+from bear.schemas import (
+    EVENT_ID_PREFIX,
+    NULL_COLUMNS,
+    PARTITION_KEY,
+    SCHEMAS,
+    STYLE_COLUMNS,
+    TABLE_CODE,
+    TABLES,
+    TRANSACTIONS,
+)
 from bear.sink import Sink
 from bear.state import MANIFEST, SUCCESS
 from bear.writer import ingestion_seconds
@@ -182,7 +191,7 @@ def lineage_of(table: str, rel: str, t: pa.Table) -> tuple[list[str], list[str]]
     return problems, distinct(t["batch_id"])
 
 
-EVENT_PREFIX = b"evt_"
+EVENT_PREFIX = EVENT_ID_PREFIX.encode()
 EVENT_WIDTH = len(EVENT_PREFIX) + 16
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)

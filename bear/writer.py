@@ -22,7 +22,7 @@ from bear import text
 from bear.config import OutputConfig
 from bear.mess import Ledger
 from bear.model import DAY_S, day_to_date
-from bear.schemas import PARTITION_KEY, SCHEMAS, TABLE_CODE, dictionary_columns
+from bear.schemas import EVENT_ID_PREFIX, PARTITION_KEY, SCHEMAS, TABLE_CODE, dictionary_columns
 from bear.sink import Writes
 from bear.tables import Rows, timestamps
 
@@ -164,7 +164,7 @@ def write_partitions(
     base = pa.table(list(data_cols.values()), names=list(data_cols))
     if order is not None:
         base = base.take(pa.array(order))
-    event_id = text.hexadecimal("evt_", (np.int64(TABLE_CODE[table]) << 52) | key)
+    event_id = text.hexadecimal(EVENT_ID_PREFIX, (np.int64(TABLE_CODE[table]) << 52) | key)
     ingest = timestamps(np.repeat(np.fromiter((ingest_s[c] for c in part_names), np.int64, len(part_names)), hi - lo))
     key_name = PARTITION_KEY[table]
     # Rows that do not carry their partition column (the transactional tables) get it from their partition's day.
