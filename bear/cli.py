@@ -7,9 +7,12 @@ before anything is written.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -18,10 +21,14 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from bear import usage
 from bear.config import BearConfig, ConfigError, register, validate
 
 COMMANDS = ("run", "plan", "status", "verify")
+FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--experimental-rerun")
 log = logging.getLogger("bear")
 
 
@@ -52,11 +59,28 @@ def one_line(exc: BaseException) -> str:
     return f"{key}: {msg}" if key and not msg.startswith(key) else msg
 
 
-def _to_config(dcfg: DictConfig) -> BearConfig:
+def explain(exc: BaseException, overrides: list[str]) -> str:
+    """A composition error as one line that says what is allowed: the closest keys for an unknown one, the
+    expected type for a value that does not convert."""
+    chain, e = [], exc
+    while e is not None:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    key = next((getattr(x, "full_key", None) for x in chain if getattr(x, "full_key", None)), None)
+    if key and any(isinstance(x, ConfigKeyError | ConfigAttributeError) for x in chain):
+        return f"{key}: no such setting{usage.suggest(key)}"
+    wanted = usage.expected_type(key) if key else None
+    if wanted and any(isinstance(x, ValidationError | ValueError) for x in chain):
+        given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), None)
+        return f"{key}: expected {wanted}" + (f" (got {given!r})" if given is not None else "")
+    return one_line(exc)
+
+
+def _to_config(dcfg: DictConfig, overrides: list[str] = ()) -> BearConfig:
     try:
         cfg = OmegaConf.to_object(dcfg)
     except Exception as exc:
-        fail(f"invalid config: {one_line(exc)}")
+        fail(f"invalid config: {explain(exc, list(overrides))}")
     try:
         validate(cfg)
     except ConfigError as exc:
@@ -95,7 +119,11 @@ def _task(dcfg: DictConfig) -> None:
     except RunError as exc:
         fail(str(exc), exc.exit_code)
     except SinkError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        fail(commands.interrupted(cfg, base_dir), 130)
+    except BrokenPipeError:  # inside Hydra's job runner, which would print it
+        closed_pipe()
     if code:
         sys.exit(code)
 
@@ -108,8 +136,8 @@ def _precheck(overrides: list[str]) -> None:
         with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
             dcfg = compose(config_name="config", overrides=overrides)
     except Exception as exc:
-        fail(f"invalid config: {one_line(exc)}")
-    _to_config(dcfg)
+        fail(f"invalid config: {explain(exc, overrides)}")
+    _to_config(dcfg, overrides)
 
 
 def _print_config(overrides: list[str]) -> None:
@@ -123,12 +151,43 @@ def _print_config(overrides: list[str]) -> None:
 
 
 def main() -> None:
+    """`bear`: Ctrl-C outside a command is one line and 130; a closed pipe (`bear status | head`) ends quietly."""
+    try:
+        _main()
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        closed_pipe()
+
+
+def closed_pipe() -> None:
+    """The reader went away (`bear status | head`): stop quietly, as a Unix tool killed by SIGPIPE would."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's final flush, too
+    sys.exit(128 + signal.SIGPIPE)
+
+
+def _main() -> None:
     register()
     argv = sys.argv[1:]
     command = "run"
+    if argv[:1] in (["help"], ["--help"], ["-h"]):
+        topic = argv[1] if argv[1:2] and argv[1] in COMMANDS else None
+        print(usage.command_help(topic) if topic else usage.help_text(conf_dir()))
+        return
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)
-    argv = ["verify.json=true" if a == "--json" else a for a in argv]
+    for i, word in enumerate(argv):  # a bare word that is no override and no flag's value: a command, mistyped
+        if any(c in word for c in "=-+~") or (i and argv[i - 1] in FLAGS_WITH_VALUE):
+            continue
+        if word in COMMANDS:
+            fail(f"the command goes first: bear {word} {' '.join(a for a in argv if a != word)}")
+        close = difflib.get_close_matches(word, [*COMMANDS, "help"], n=1)
+        fail(f"unknown command {word!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+             + f" (commands: {', '.join(COMMANDS)}, help)")
+    if any(a in ("--help", "-h") for a in argv):
+        print(usage.command_help(command))
+        return
+    argv = ["json=true" if a == "--json" else a for a in argv]
     for flag in ("--cfg", "-c"):
         i = argv.index(flag) if flag in argv else -1
         if i >= 0 and argv[i + 1:i + 2] in (["job"], ["all"]):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
 from bear.config import BearConfig
 from bear.report import REPORT_HTML, summary_table
-from bear.sink import open_sink
-from bear.state import CHECKPOINT, PLAN, read_json
+from bear.sink import Sink, open_sink
+from bear.state import CHECKPOINT, PLAN, config_change, is_complete, other_config, read_json
 
 log = logging.getLogger("bear")
 FAMILIES = ("carts", "cart_items", "orders", "order_items", "returns", "return_items")
@@ -22,6 +23,9 @@ def cmd_run(cfg: BearConfig, base_dir: str | None) -> int:
     from bear.runner import backfill
 
     doc = backfill(cfg, base_dir)
+    if doc.get("nothing_to_do"):
+        _out(f"lake {doc['lake']} is complete: nothing to do (bear status shows it; bear verify audits it)")
+        return 0
     if doc.get("dry_run"):
         from bear.dryrun import format_dry_run
 
@@ -33,10 +37,27 @@ def cmd_run(cfg: BearConfig, base_dir: str | None) -> int:
     return 0
 
 
+def same_config_lake(cfg: BearConfig, base_dir: str | None) -> tuple[Sink, dict | None]:
+    """The sink and its lake's plan (None: no lake yet); a lake of another config is one line and exit 2, at once,
+    before any planning or reading."""
+    from bear.runner import RunError
+
+    sink = open_sink(cfg.sink, base_dir)
+    plan = read_json(sink, PLAN)
+    change = config_change(plan, cfg) if plan is not None else None
+    if change:
+        raise RunError(other_config(sink.display, change), exit_code=2)
+    return sink, plan
+
+
 def cmd_plan(cfg: BearConfig, base_dir: str | None) -> int:
     from bear.runner import expected_partitions, prepare
 
+    same_config_lake(cfg, base_dir)
     p = prepare(cfg, base_dir)
+    if cfg.json:
+        _out(json.dumps({**p.plan, "partitions": expected_partitions(p), "lake": p.sink.display}, indent=2))
+        return 0
     days = p.model.end_day - p.model.start_day + 1
     _out(f"plan for {p.sink.display}: {cfg.run.start} .. {cfg.run.end} ({days} days) in {len(p.works)} chunks "
          f"of {cfg.run.chunk_days} days, seed {cfg.run.seed}, mess {cfg.mess.level}")
@@ -58,15 +79,21 @@ def cmd_plan(cfg: BearConfig, base_dir: str | None) -> int:
 
 
 def cmd_status(cfg: BearConfig, base_dir: str | None) -> int:
-    sink = open_sink(cfg.sink, base_dir)
-    plan = read_json(sink, PLAN)
+    sink, plan = same_config_lake(cfg, base_dir)
+    ck = read_json(sink, CHECKPOINT) if plan is not None else None
+    if cfg.json:
+        state = None if plan is None else "complete" if is_complete(plan, ck) else "in progress"
+        _out(json.dumps({"lake": sink.display, "state": state, "checkpoint": ck,
+                         "plan": None if plan is None else {k: plan[k] for k in ("fingerprint", "plan_fingerprint",
+                                                                                  "totals", "created_at")}
+                         | {"chunks": len(plan["chunks"]), "range": plan["plan_config"]["run"]}}, indent=2))
+        return 0
     if plan is None:
         _out(f"no bear run at {sink.display}")
         return 0
-    ck = read_json(sink, CHECKPOINT)
     total = len(plan["chunks"])
     done = ck["committed_chunks"] if ck else 0
-    state = "complete" if done == total and ck and ck["dimensions_committed"] else "in progress (resumable)"
+    state = "complete" if is_complete(plan, ck) else "in progress (resumable)"
     _out(f"lake {sink.display}: {state}")
     _out(f"range {plan['plan_config']['run']['start']} .. {plan['plan_config']['run']['end']}, "
          f"fingerprint {plan['fingerprint'][:16]}")
@@ -86,7 +113,23 @@ def cmd_status(cfg: BearConfig, base_dir: str | None) -> int:
 def cmd_verify(cfg: BearConfig, base_dir: str | None) -> int:
     from bear.verify import verify_command
 
+    same_config_lake(cfg, base_dir)
     return verify_command(cfg, base_dir)
+
+
+def interrupted(cfg: BearConfig, base_dir: str | None) -> str:
+    """The one line for Ctrl-C: how far a run got (its checkpoint) and how to go on."""
+    if cfg.command != "run" or cfg.sink.dry_run:
+        return "interrupted"
+    try:
+        sink = open_sink(cfg.sink, base_dir)
+        plan, ck = read_json(sink, PLAN), read_json(sink, CHECKPOINT)
+    except Exception:  # the state itself is out of reach: say what is certain
+        plan = None
+    if plan is None:
+        return "interrupted before the run started; nothing was committed"
+    done = ck["committed_chunks"] if ck else 0
+    return f"interrupted: {done} of {len(plan['chunks'])} chunks committed; rerun the same command to resume"
 
 
 def dispatch(cfg: BearConfig, base_dir: str | None) -> int:

@@ -261,6 +261,8 @@ class VerifyConfig:
 @dataclass
 class BearConfig:
     command: str = "run"
+    # Machine-readable output (`--json`): plan, status and verify print JSON documents.
+    json: bool = False
     run: RunConfig = field(default_factory=RunConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     mess: MessConfig = field(default_factory=MessConfig)

@@ -68,7 +68,8 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
         "tables": tables,
         "total_rows": total_rows,
         "total_bytes": sum(t["bytes"] for t in tables.values()),
-        "rows_per_second": round(total_rows / wall) if wall else None,
+        # this run's own rate: a resumed run wrote only part of the lake
+        "rows_per_second": round(run.get("rows_written_by_this_run", total_rows) / wall) if wall else None,
         "bytes_per_row": round(sum(t["bytes"] for t in tables.values()) / max(total_rows, 1), 2),
         "staging": {"disk_bytes": 0, "largest_in_memory_file_bytes": largest},
         "daily_rows": {t: dict(sorted(d.items())) for t, d in daily.items()},

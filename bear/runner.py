@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import resource
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -37,11 +38,14 @@ from bear.state import (
     HOOKS_DIR,
     PLAN,
     SUCCESS,
+    bear_files,
+    config_change,
     content_config,
-    diff,
     empty_checkpoint,
     fingerprint,
+    is_complete,
     now_iso,
+    other_config,
     plan_document,
     read_json,
     write_json,
@@ -90,36 +94,37 @@ def prepare(cfg: BearConfig, base_dir: str | None = None) -> Prepared:
                     {"lookups": t1 - t0, "plan": t2 - t1})
 
 
-def _check_resumable(p: Prepared) -> dict[str, Any]:
-    """The checkpoint to continue from; refuses a lake that holds another config's run."""
-    sink, cfg = p.sink, p.cfg
+def _preflight(sink: Sink, cfg: BearConfig) -> dict[str, Any] | None:
+    """Before any planning or Ray: the location is usable, and holds nothing or a lake of this config (returns
+    its plan); a lake of another config is refused, or with run.restart=true emptied of what bear wrote; a
+    location that holds anything else is always refused."""
+    sink.check_writable()
     old = read_json(sink, PLAN)
-    if old is not None and old["plan_fingerprint"] != p.plan["plan_fingerprint"]:
+    change = config_change(old, cfg) if old is not None else None
+    if change:
         if not cfg.run.restart:
-            changed = "; ".join(diff(old.get("plan_config", {}), p.plan["plan_config"])[:8]) or "unknown"
-            raise RunError(
-                f"{sink.display} holds a run of a different config (changed: {changed}). Rerun with the original "
-                f"settings to resume, add run.restart=true to delete that lake and start over, or pick another "
-                f"sink location.",
-                exit_code=2,
-            )
-        log.warning("run.restart=true: deleting the previous lake at %s", sink.display)
-        sink.delete(sink.find(""))
-        old = None
-    elif old is None and sink.find(""):
-        if not cfg.run.restart:
-            raise RunError(
-                f"{sink.display} is not empty and holds no bear run; point sink.root/sink.prefix at an empty "
-                f"location or add run.restart=true to delete its contents",
-                exit_code=2,
-            )
-        sink.delete(sink.find(""))
-    if old is None:
-        write_json(sink, PLAN, p.plan)
-    return read_json(sink, CHECKPOINT) or empty_checkpoint(p.plan)
+            raise RunError(other_config(sink.display, change), exit_code=2)
+        everything = sink.find("")
+        own = bear_files(everything)
+        log.warning("run.restart=true: deleting the previous lake at %s (%d files bear wrote; %d others kept)",
+                    sink.display, len(own), len(everything) - len(own))
+        sink.delete(own)
+        return None
+    if old is None and sink.find(""):
+        raise RunError(
+            f"{sink.display} is not empty and is not a bear lake (no {PLAN}); bear writes only into an empty "
+            f"location or a lake it wrote, and deletes nothing else, run.restart=true included: point "
+            f"sink.root/sink.prefix at an empty or new location",
+            exit_code=2,
+        )
+    return old
 
 
 def load_hooks(specs: list[str]) -> list[Callable[[dict[str, Any]], Any]]:
+    """`module:function` for each spec; a module beside the command (the working directory) is importable, as
+    with `python -m`."""
+    if specs and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     hooks = []
     for spec in specs:
         module, _, name = spec.partition(":")
@@ -316,6 +321,11 @@ def backfill(cfg: BearConfig, base_dir: str | None = None) -> dict:
         from bear.dryrun import dry_run
 
         return dry_run(prepare(cfg, base_dir))
+    sink = open_sink(cfg.sink, base_dir)
+    old = _preflight(sink, cfg)
+    ck = read_json(sink, CHECKPOINT) if old is not None else None
+    if is_complete(old, ck):
+        return {**(read_json(sink, report.REPORT_JSON) or {}), "nothing_to_do": True, "lake": sink.display}
     with contextlib.ExitStack() as stack:
         with ThreadPoolExecutor(max_workers=1) as planner:
             planning = planner.submit(prepare, cfg, base_dir)  # one core's work: Ray starts meanwhile
@@ -323,8 +333,9 @@ def backfill(cfg: BearConfig, base_dir: str | None = None) -> dict:
                 stack.callback(ray.shutdown)
             t_ray = time.perf_counter()
             p = planning.result()
-        p.sink.check_writable()
-        ck = _check_resumable(p)
+        if old is None:
+            write_json(p.sink, PLAN, p.plan)
+        ck = ck or empty_checkpoint(p.plan)
         t_ready = time.perf_counter()
         committer = Committer(p, ck, hooks)
         total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products

@@ -11,6 +11,7 @@ one line saying what failed, and for credentials or permissions, how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -47,9 +48,21 @@ RESUME = "rerun the same command to resume from the last committed chunk"
 class SinkError(RuntimeError):
     """A sink failure that retrying will not fix; `str()` is one line saying what to do."""
 
+    exit_code = 1  # a runtime failure; the checkpoint stays and a rerun resumes
+
+
+class SinkSettingError(SinkError):
+    """A sink setting that cannot work (an unwritable root, a missing bucket or key file): exit code 2."""
+
+    exit_code = 2
+
 
 class SinkAuthError(SinkError):
     """GCS refused the credentials or their permissions; the message says how to fix it."""
+
+
+class SinkKeyFileError(SinkAuthError, SinkSettingError):
+    """sink.token names a key file that does not exist."""
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -198,13 +211,21 @@ class Sink:
         return sorted(p[len(strip):] if p.startswith(strip) else p for p in found)
 
     def delete(self, rels: list[str]) -> None:
-        if rels:
-            self.retrying(f"delete {len(rels)} objects", lambda: self.fs.rm([self.path(r) for r in rels]))
+        """Delete these files; locally also the folders they leave empty (never the root, never a folder that
+        still holds something)."""
+        if not rels:
+            return
+        self.retrying(f"delete {len(rels)} objects", lambda: self.fs.rm([self.path(r) for r in rels]))
+        if self.is_local:
+            folders = {p for r in rels for p in Path(r).parents if str(p) != "."}
+            for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):  # not empty: something else lives there
+                    os.rmdir(self.path(str(folder)))
 
     def _missing_bucket(self) -> str:
         bucket = self.root.split("/", 1)[0]
-        return (f"GCS bucket gs://{bucket} does not exist; create it (`gcloud storage buckets create gs://{bucket}`) "
-                f"or set sink.bucket to an existing bucket")
+        return (f"sink.bucket: GCS bucket gs://{bucket} does not exist; create it "
+                f"(`gcloud storage buckets create gs://{bucket}`) or set sink.bucket to an existing bucket")
 
     def check_writable(self) -> None:
         """Fail fast, before any work starts: unusable credentials, a missing bucket, an uncreatable directory.
@@ -213,14 +234,23 @@ class Sink:
         resume it): 404 means no bucket, while an account without bucket-level permissions still gets through.
         """
         if self.is_local:
-            Path(self.root).mkdir(parents=True, exist_ok=True)
+            probe = Path(self.root) / f".bear-probe-{os.getpid()}"
+            try:
+                probe.parent.mkdir(parents=True, exist_ok=True)
+                probe.touch()
+                probe.unlink()
+            except OSError as exc:
+                raise SinkSettingError(
+                    f"sink.root: cannot write a lake at {self.root} ({type(exc).__name__}: "
+                    f"{exc.strerror or exc}); set sink.root to a directory you can write, or one that can be "
+                    f"created") from None
             return
         bucket, _, prefix = self.root.partition("/")
         try:
             self.retrying("list the lake root", lambda: self.fs.call(
                 "GET", "b/{}/o", bucket, json_out=True, prefix=f"{prefix}/" if prefix else None, maxResults=1))
-        except FileNotFoundError as exc:
-            raise SinkError(self._missing_bucket()) from exc
+        except FileNotFoundError:
+            raise SinkSettingError(self._missing_bucket()) from None
 
 
 class Writes:
@@ -275,7 +305,7 @@ def _gcs_connect(token: str, endpoint: str | None, timeout_s: float,
         from bear.gcs import gcs_filesystem  # imported lazily: local runs never load gcsfs
 
         if token not in ("google_default", "anon") and not Path(token).is_file():
-            raise SinkAuthError("sink.token is neither google_default nor anon, and no service-account key file "
+            raise SinkKeyFileError("sink.token is neither google_default nor anon, and no service-account key file "
                                 "exists at the path it gives; set it to the path of a JSON key file, or to "
                                 "google_default")
         try:
@@ -284,6 +314,12 @@ def _gcs_connect(token: str, endpoint: str | None, timeout_s: float,
             raise SinkAuthError(auth_message(exc, "loading credentials", display)) from exc
 
     return connect
+
+
+def bucket_and_prefix(bucket: str, prefix: str) -> tuple[str, str]:
+    """sink.bucket may be `B`, `gs://B` or `gs://B/some/prefix` (a path there replaces sink.prefix)."""
+    name, _, path = bucket.removeprefix("gs://").strip("/").partition("/")
+    return name, (path or prefix).strip("/")
 
 
 def open_sink(cfg: SinkConfig, base_dir: str | None = None) -> Sink:
@@ -306,8 +342,9 @@ def open_sink(cfg: SinkConfig, base_dir: str | None = None) -> Sink:
         token = "anon"
     if token not in ("google_default", "anon"):
         token = str(Path(token).expanduser().absolute())
-    prefix = cfg.prefix.strip("/")
-    root = f"{cfg.bucket}/{prefix}" if prefix else str(cfg.bucket)
+    bucket, prefix = bucket_and_prefix(str(cfg.bucket), cfg.prefix)
+    root = f"{bucket}/{prefix}" if prefix else bucket
     display = f"gs://{root}"
     return Sink(_gcs_connect(token, endpoint, cfg.timeout_s, display), root,
-                dataclasses.replace(cfg, endpoint=endpoint, token=token), display=display)
+                dataclasses.replace(cfg, bucket=bucket, prefix=prefix, endpoint=endpoint, token=token),
+                display=display)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -19,6 +20,7 @@ from omegaconf import OmegaConf
 from bear import __version__
 from bear.config import BearConfig
 from bear.plan import ChunkPlan
+from bear.schemas import PARTITION_KEY
 from bear.sink import Sink
 from bear.writer import PartitionStat, iso_ts
 
@@ -30,6 +32,16 @@ MANIFEST = "_MANIFEST.json"
 SUCCESS = "_SUCCESS"
 SCHEMA_VERSION = 1
 SECRET_KEYS = ("token",)
+# What bear writes into a lake: run state, and in a table's partition folders its data files (and their
+# temporaries), manifests and markers. Nothing else is ever deleted by bear.
+_OWN = re.compile(
+    rf"^(?:{STATE_DIR}/.+|(?:{'|'.join(f'{t}/{k}' for t, k in PARTITION_KEY.items())})=[^/]+/"
+    rf"(?:part-\d{{5}}\.parquet(?:\.tmp-\d+)?|{MANIFEST}|{SUCCESS}))$")
+
+
+def bear_files(rels: list[str]) -> list[str]:
+    """Of a lake's files (relative paths), the ones bear wrote: all that `run.restart=true` may delete."""
+    return [r for r in rels if _OWN.match(r)]
 
 
 def content_config(cfg: BearConfig) -> dict[str, Any]:
@@ -69,6 +81,25 @@ def diff(old: Any, new: Any, prefix: str = "") -> list[str]:
             out += diff(old.get(k), new.get(k), f"{prefix}{k}.")
         return out
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def config_change(plan: dict[str, Any], cfg: BearConfig) -> str | None:
+    """`run.seed: 42 -> 7; ...` when a lake's plan was written by another config (or chunking), else None."""
+    if plan.get("plan_fingerprint") == fingerprint(plan_config(cfg)):
+        return None
+    return "; ".join(diff(plan.get("plan_config", {}), plan_config(cfg))[:8]) or "unknown settings"
+
+
+def is_complete(plan: dict[str, Any] | None, ck: dict[str, Any] | None) -> bool:
+    """Every chunk and the dimensions committed."""
+    return bool(plan and ck and ck["dimensions_committed"] and ck["committed_chunks"] == len(plan["chunks"]))
+
+
+def other_config(display: str, change: str) -> str:
+    """The one line for a lake of another config (exit 2), naming what changed."""
+    return (f"{display} holds a run of a different config (changed: {change}). Use the original settings, "
+            f"add run.restart=true to delete that lake and start over (bear run only), or pick another sink "
+            f"location.")
 
 
 def now_iso() -> str:

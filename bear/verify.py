@@ -682,5 +682,6 @@ def verify_lake(sink: Sink, cfg: BearConfig) -> Report:
 def verify_command(cfg: BearConfig, base_dir: str | None) -> int:
     """`bear verify`: the report on stdout (text, or JSON with --json); exit 0 only when every check passes."""
     report = verify_lake(open_sink(cfg.sink, base_dir), cfg)
-    print(json.dumps(report.to_json(), indent=2) if cfg.verify.json else report.render(), file=sys.stdout)
+    as_json = cfg.json or cfg.verify.json
+    print(json.dumps(report.to_json(), indent=2) if as_json else report.render(), file=sys.stdout)
     return 0 if report.ok else 1

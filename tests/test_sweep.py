@@ -53,19 +53,19 @@ def _manifests(lake: Path) -> list[dict]:
 def test_each_job_folder_holds_a_complete_lake_that_verifies(sweep):
     cwd, jobs, _ = sweep
     for folder in jobs.values():
-        checkpoint = json.loads((folder / "lake" / "_bear" / "checkpoint.json").read_text())
+        checkpoint = json.loads((folder / "lake-smoke" / "_bear" / "checkpoint.json").read_text())
         assert checkpoint["dimensions_committed"] and checkpoint["committed_chunks"] == checkpoint["total_chunks"]
     # The same sweep with `verify` audits each job's lake in its own folder.
     result = _bear("verify", "--multirun", *SWEEP, cwd=cwd)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     audited = re.findall(r"^bear verify (\S+):", result.stdout, re.M)
-    assert sorted(audited) == sorted(str(folder / "lake") for folder in jobs.values())
+    assert sorted(audited) == sorted(str(folder / "lake-smoke") for folder in jobs.values())
     assert len(re.findall(r"^OK: all \d+ checks passed$", result.stdout, re.M)) == 4, result.stdout[-6000:]
 
 
 def test_lakes_differ_exactly_where_their_overrides_differ(sweep):
     _, jobs, _ = sweep
-    manifests = {key: _manifests(folder / "lake") for key, folder in jobs.items()}
+    manifests = {key: _manifests(folder / "lake-smoke") for key, folder in jobs.items()}
     for (mess, seed), docs in manifests.items():
         assert {(d["mess_level"], d["seed"]) for d in docs} == {(mess, seed)}
 
@@ -87,13 +87,14 @@ def test_lakes_differ_exactly_where_their_overrides_differ(sweep):
     for mess in MESS:
         # Another seed is another history.
         assert rows((mess, 1)) != rows((mess, 2))
-        orders = [read_table(jobs[mess, seed] / "lake", "orders").sort_by("order_id") for seed in SEEDS]
+        orders = [read_table(jobs[mess, seed] / "lake-smoke", "orders").sort_by("order_id") for seed in SEEDS]
         assert not orders[0].column("gross_total").equals(orders[1].column("gross_total"))
 
 
 def test_every_job_started_its_own_ray_and_none_outlives_the_sweep(sweep):
     _, jobs, ray_tmp = sweep
-    nodes = [json.loads((f / "lake" / "_bear" / "report.json").read_text())["jobs_per_node"] for f in jobs.values()]
+    nodes = [json.loads((f / "lake-smoke" / "_bear" / "report.json").read_text())["jobs_per_node"]
+             for f in jobs.values()]
     assert all(len(n) == 1 for n in nodes)
     assert len({node for n in nodes for node in n}) == 4, "a job reused the previous job's Ray"
     assert len(list((ray_tmp / "ray").glob("session_2*"))) == 4
