@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +36,46 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {allowed}{suffix}")
 
 
+def ident(label: str) -> str:
+    """A display label's config key, an identifier a command line can name: `Social Media` -> `social_media`,
+    `Size/Fit` -> `size_fit`, `Two-Day` -> `two_day`. The data keeps the labels."""
+    return re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
+
+
+def title_label(key_: str) -> str:
+    """The label of an identifier of an open vocabulary (return channels, refund methods): its words title-cased."""
+    return key_.replace("_", " ").title()
+
+
+def per_label(mapping: dict[str, Any], labels: tuple[str, ...]) -> list[Any]:
+    """mapping[ident(label)] for each label, in the vocabulary's order."""
+    return [mapping[ident(lb)] for lb in labels]
+
+
+def _keyed(obj: Any) -> Any:
+    """Labels to keys, in a default written with labels: mapping keys, and the labels listed as values."""
+    if isinstance(obj, dict):
+        return {ident(k): _keyed(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_keyed(v) for v in obj]
+    return ident(obj) if isinstance(obj, str) else obj
+
+
+def idents(labels: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(ident(lb) for lb in labels)
+
+
 def _d(**kw: Any):
     return field(default_factory=lambda: dict(kw))
 
 
+def _labelled(**by_label: Any):
+    """A default written with display labels (readable here), stored under their keys."""
+    return field(default_factory=lambda: _keyed(by_label))
+
+
 def _by_channel(**per_tier: Any):
-    return field(default_factory=lambda: {c: dict(per_tier[c.replace(" ", "_")]) for c in CHANNELS})
+    return _labelled(**{c: per_tier[c.replace(" ", "_")] for c in CHANNELS})
 
 
 @dataclass
@@ -59,7 +94,7 @@ class CustomerConfig:
     no_tier_share: float = 0.10
     signup_start: str = "2019-01-01"
     signup_end: str = "2026-01-05"
-    channel_mix: dict[str, float] = _d(
+    channel_mix: dict[str, float] = _labelled(
         **{"Website": 0.55, "Email": 0.20, "Social Media": 0.15, "Phone": 0.10}
     )
     tier_mix: dict[str, Any] = _by_channel(
@@ -83,15 +118,17 @@ class VisitConfig:
         Phone={"Platinum": 4.4, "Gold": 3.2, "Silver": 2.2, "Bronze": 1.1, "None": 0.6, "Guest": 0.3},
     )
     # Log-normal gap between repeat visits: [min_days, max_days] (median is their geometric mean).
-    gap_days: dict[str, Any] = _d(
+    gap_days: dict[str, Any] = _labelled(
         Platinum=[10, 45], Gold=[14, 60], Silver=[18, 75], Bronze=[25, 90], **{"None": [30, 120]},
         Guest=[45, 180],
     )
-    gap_sigma: dict[str, float] = _d(
+    gap_sigma: dict[str, float] = _labelled(
         Platinum=0.5, Gold=0.55, Silver=0.6, Bronze=0.65, **{"None": 0.7}, Guest=0.7
     )
     # Multiplies gaps per signup channel (shorter gaps = more visits).
-    channel_gap_factor: dict[str, float] = _d(**{"Website": 1.0, "Email": 0.95, "Social Media": 1.1, "Phone": 1.05})
+    channel_gap_factor: dict[str, float] = _labelled(
+        **{"Website": 1.0, "Email": 0.95, "Social Media": 1.1, "Phone": 1.05}
+    )
     # Break between spells (log-normal, [min, max] days); reactivation replaces it with a long lapse.
     break_days: list[int] = field(default_factory=lambda: [20, 90])
     break_sigma: float = 0.6
@@ -105,10 +142,10 @@ class VisitConfig:
 
 @dataclass
 class CartConfig:
-    lines: dict[str, Any] = _d(
+    lines: dict[str, Any] = _labelled(
         Platinum=[4, 15], Gold=[3, 10], Silver=[2, 8], Bronze=[1, 6], **{"None": [1, 5]}, Guest=[1, 5]
     )
-    quantity: dict[str, Any] = _d(
+    quantity: dict[str, Any] = _labelled(
         Platinum=[1, 6], Gold=[1, 4], Silver=[1, 3], Bronze=[1, 2], **{"None": [1, 2]}, Guest=[1, 2]
     )
     category_preference: dict[str, Any] = _by_channel(
@@ -118,7 +155,7 @@ class CartConfig:
         Phone={"Books": 0.20, "Clothing": 0.15, "Electronics": 0.30, "Home": 0.25, "Toys": 0.10},
     )
     conversion: float = 0.12
-    first_purchase_boost: dict[str, float] = _d(
+    first_purchase_boost: dict[str, float] = _labelled(
         **{"Website": 1.1, "Email": 1.3, "Social Media": 1.0, "Phone": 1.5}
     )
     open_share: float = 0.10
@@ -129,20 +166,20 @@ class CartConfig:
 
 @dataclass
 class OrderConfig:
-    channel_mix: dict[str, float] = _d(Web=0.45, Phone=0.20, Social=0.15, Ebay=0.15, NewEgg=0.05)
-    payment_methods: dict[str, Any] = _d(
+    channel_mix: dict[str, float] = _labelled(Web=0.45, Phone=0.20, Social=0.15, Ebay=0.15, NewEgg=0.05)
+    payment_methods: dict[str, Any] = _labelled(
         Web=["Credit Card", "PayPal", "Apple Pay", "Gift Card"],
         Phone=["Credit Card", "Gift Card"],
         Social=["PayPal", "Credit Card", "Apple Pay"],
         Ebay=["PayPal", "Credit Card"],
         NewEgg=["Credit Card", "PayPal"],
     )
-    payment_fee_rate: dict[str, float] = _d(
+    payment_fee_rate: dict[str, float] = _labelled(
         **{"Credit Card": 0.029, "PayPal": 0.0349, "Apple Pay": 0.025, "Gift Card": 0.0}
     )
-    shipping_mix: dict[str, float] = _d(**{"Standard": 0.65, "Two-Day": 0.20, "Overnight": 0.15})
-    shipping_price: dict[str, float] = _d(**{"Standard": 5.0, "Two-Day": 45.0, "Overnight": 80.0})
-    shipping_cost: dict[str, float] = _d(**{"Standard": 4.5, "Two-Day": 38.0, "Overnight": 70.0})
+    shipping_mix: dict[str, float] = _labelled(**{"Standard": 0.65, "Two-Day": 0.20, "Overnight": 0.15})
+    shipping_price: dict[str, float] = _labelled(**{"Standard": 5.0, "Two-Day": 45.0, "Overnight": 80.0})
+    shipping_cost: dict[str, float] = _labelled(**{"Standard": 4.5, "Two-Day": 38.0, "Overnight": 70.0})
     shipping_cost_variance: list[float] = field(default_factory=lambda: [-0.15, 0.10])
     expedited_share: float = 0.20
     discount_share: float = 0.20
@@ -154,22 +191,22 @@ class OrderConfig:
 
 @dataclass
 class ReturnConfig:
-    rate: dict[str, float] = _d(**{"Social Media": 0.35, "Website": 0.25, "Email": 0.20, "Phone": 0.15})
+    rate: dict[str, float] = _labelled(**{"Social Media": 0.35, "Website": 0.25, "Email": 0.20, "Phone": 0.15})
     # Mixture of (share, min_days, max_days) after the order.
     timing: list[Any] = field(default_factory=lambda: [[0.80, 1, 30], [0.15, 31, 90], [0.05, 91, 365]])
     second_return_share: float = 0.15
     line_share: float = 0.75
-    reason_mix: dict[str, float] = _d(
+    reason_mix: dict[str, float] = _labelled(
         **{"Damaged": 0.2, "Defective": 0.2, "Wrong Item": 0.1, "Not as Described": 0.15,
            "Changed Mind": 0.2, "Size/Fit": 0.15}
     )
-    full_refund_share: dict[str, float] = _d(
+    full_refund_share: dict[str, float] = _labelled(
         **{"Damaged": 0.95, "Defective": 0.9, "Wrong Item": 0.95, "Not as Described": 0.7,
            "Changed Mind": 0.2, "Size/Fit": 0.5}
     )
     partial_refund: list[float] = field(default_factory=lambda: [0.5, 0.9])
-    channel_mix: dict[str, float] = _d(Online=0.45, Mail=0.25, Store=0.15, Phone=0.15)
-    refund_method_mix: dict[str, float] = _d(
+    channel_mix: dict[str, float] = _labelled(Online=0.45, Mail=0.25, Store=0.15, Phone=0.15)
+    refund_method_mix: dict[str, float] = _labelled(
         **{"Original Payment": 0.70, "Store Credit": 0.20, "Gift Card": 0.10}
     )
 
@@ -195,7 +232,7 @@ class MessConfig:
     spike_factor: list[int] = field(default_factory=lambda: [5, 20])
     # Weight given to a category's typical reason when return reasons are re-drawn.
     reason_bias: float = 0.6
-    category_reason: dict[str, str] = _d(
+    category_reason: dict[str, str] = _labelled(
         Books="Damaged", Clothing="Size/Fit", Electronics="Defective", Home="Damaged", Toys="Defective"
     )
 
@@ -334,24 +371,24 @@ def validate(cfg: DictConfig | BearConfig) -> None:
         raise ConfigError("generator.customer.signup_end", "must be on or after signup_start", cu.signup_end)
     _check_prob("generator.customer.guest_share", cu.guest_share)
     _check_prob("generator.customer.no_tier_share", cu.no_tier_share)
-    _check_mix("generator.customer.channel_mix", cu.channel_mix, CHANNELS)
-    for ch in CHANNELS:
-        _check_mix(f"generator.customer.tier_mix.{ch}", cu.tier_mix[ch], TIERS)
+    _check_mix("generator.customer.channel_mix", cu.channel_mix, idents(CHANNELS))
+    for ch in idents(CHANNELS):
+        _check_mix(f"generator.customer.tier_mix.{ch}", cu.tier_mix[ch], idents(TIERS))
     v = g.visits
     _check_range("generator.visits.first_cart_days", v.first_cart_days, integer=True)
     _check_range("generator.visits.break_days", v.break_days, low=1)
     _check_range("generator.visits.reactivation_days", v.reactivation_days, low=1)
     _check_prob("generator.visits.reactivation_share", v.reactivation_share)
-    for t in SEGMENT_TIERS:
+    for t in idents(SEGMENT_TIERS):
         _check_range(f"generator.visits.gap_days.{t}", v.gap_days[t], low=1)
         _check_positive(f"generator.visits.gap_sigma.{t}", v.gap_sigma[t], minimum=0)
         _check_range(f"generator.carts.lines.{t}", g.carts.lines[t], low=1, integer=True)
         _check_range(f"generator.carts.quantity.{t}", g.carts.quantity[t], low=1, integer=True)
-        for ch in CHANNELS:
+        for ch in idents(CHANNELS):
             _check_positive(f"generator.visits.repeat_visits.{ch}.{t}", v.repeat_visits[ch][t], minimum=0)
-    for ch in CHANNELS:
+    for ch in idents(CHANNELS):
         _check_positive(f"generator.visits.channel_gap_factor.{ch}", v.channel_gap_factor[ch], minimum=0.01)
-        _check_mix(f"generator.carts.category_preference.{ch}", g.carts.category_preference[ch], CATEGORIES)
+        _check_mix(f"generator.carts.category_preference.{ch}", g.carts.category_preference[ch], idents(CATEGORIES))
         _check_positive(f"generator.carts.first_purchase_boost.{ch}", g.carts.first_purchase_boost[ch], 0)
         _check_prob(f"generator.returns.rate.{ch}", g.returns.rate[ch])
     for month, factor in v.seasonality.items():
@@ -366,15 +403,14 @@ def validate(cfg: DictConfig | BearConfig) -> None:
         _check_prob(f"generator.carts.{key}", getattr(ca, key))
     _check_range("generator.carts.session_minutes", ca.session_minutes, low=1, integer=True)
     o = g.orders
-    _check_mix("generator.orders.channel_mix", o.channel_mix, ORDER_CHANNELS)
-    _check_mix("generator.orders.shipping_mix", o.shipping_mix, SHIPPING_SPEEDS)
-    for ch in ORDER_CHANNELS:
+    _check_mix("generator.orders.channel_mix", o.channel_mix, idents(ORDER_CHANNELS))
+    _check_mix("generator.orders.shipping_mix", o.shipping_mix, idents(SHIPPING_SPEEDS))
+    for ch in idents(ORDER_CHANNELS):
         methods = o.payment_methods[ch]
-        if not methods or any(m not in PAYMENT_METHODS for m in methods):
-            raise ConfigError(
-                f"generator.orders.payment_methods.{ch}", f"must list some of {', '.join(PAYMENT_METHODS)}", methods
-            )
-    for m in PAYMENT_METHODS:
+        if not methods or any(m not in idents(PAYMENT_METHODS) for m in methods):
+            raise ConfigError(f"generator.orders.payment_methods.{ch}",
+                              f"must list some of {', '.join(idents(PAYMENT_METHODS))}", list(methods))
+    for m in idents(PAYMENT_METHODS):
         _check_prob(f"generator.orders.payment_fee_rate.{m}", o.payment_fee_rate[m])
     for key in ("expedited_share", "discount_share"):
         _check_prob(f"generator.orders.{key}", getattr(o, key))
@@ -389,11 +425,11 @@ def validate(cfg: DictConfig | BearConfig) -> None:
     r = g.returns
     _check_prob("generator.returns.second_return_share", r.second_return_share)
     _check_prob("generator.returns.line_share", r.line_share)
-    _check_mix("generator.returns.reason_mix", r.reason_mix, RETURN_REASONS)
+    _check_mix("generator.returns.reason_mix", r.reason_mix, idents(RETURN_REASONS))
     _check_mix("generator.returns.channel_mix", r.channel_mix)
     _check_mix("generator.returns.refund_method_mix", r.refund_method_mix)
     _check_range("generator.returns.partial_refund", r.partial_refund)
-    for reason in RETURN_REASONS:
+    for reason in idents(RETURN_REASONS):
         _check_prob(f"generator.returns.full_refund_share.{reason}", r.full_refund_share[reason])
     _check_mix("generator.returns.timing", {str(i): t[0] for i, t in enumerate(r.timing)})
     for i, t in enumerate(r.timing):
@@ -407,6 +443,10 @@ def validate(cfg: DictConfig | BearConfig) -> None:
     _check_prob("mess.null_rate", m.null_rate)
     _check_prob("mess.reason_bias", m.reason_bias)
     _check_range("mess.spike_factor", m.spike_factor, low=1, integer=True)
+    for cat in idents(CATEGORIES):
+        if m.category_reason.get(cat) not in idents(RETURN_REASONS):
+            raise ConfigError(f"mess.category_reason.{cat}", f"must be one of {', '.join(idents(RETURN_REASONS))}",
+                              m.category_reason.get(cat))
     s = c.sink
     if s.kind not in ("local", "gcs"):
         raise ConfigError("sink", "must be one of local, gcs", s.kind)

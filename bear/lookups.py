@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bear import text
-from bear.config import CATEGORIES, CHANNELS, SEGMENT_TIERS, TIERS
+from bear.config import CATEGORIES, CHANNELS, SEGMENT_TIERS, TIERS, ident, per_label
 from bear.model import DAY_S, GUEST_TIER, NO_TIER, Model, day_number
 from bear.money import decimal_array
 from bear.rng import cumulative
@@ -123,8 +123,8 @@ def build_customers(model: Model) -> Customers:
     n = cfg.customers
     i = np.arange(n, dtype=np.int64)
     is_guest = rng.uniform("customer/guest", i) < cu.guest_share
-    channel = rng.choice("customer/channel", cumulative(cu.channel_mix[c] for c in CHANNELS), i).astype(np.int8)
-    tier_cum = cumulative([[cu.tier_mix[ch].get(t, 0.0) for t in TIERS] for ch in CHANNELS])
+    channel = rng.choice("customer/channel", cumulative(per_label(cu.channel_mix, CHANNELS)), i).astype(np.int8)
+    tier_cum = cumulative([[cu.tier_mix[ident(ch)].get(ident(t), 0.0) for t in TIERS] for ch in CHANNELS])
     tier = rng.choice("customer/tier", tier_cum, i, rows=channel).astype(np.int8)
     tier[rng.uniform("customer/no_tier", i) < cu.no_tier_share] = NO_TIER
     tier[is_guest] = GUEST_TIER

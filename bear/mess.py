@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bear.config import RETURN_REASONS, MessConfig
+from bear.config import RETURN_REASONS, MessConfig, ident, idents
 from bear.model import DAY_S, Model
 from bear.schemas import ADVANCED_MESS, NULL_COLUMNS, STYLE_COLUMNS
 
@@ -122,7 +122,7 @@ def _redraw_reasons(model: Model, cols: dict[str, pa.Array], key: np.ndarray, re
     m = model.cfg.mess
     rng = model.rng
     hit = rng.uniform("mess/redraw", key) < m.style_rate
-    typical = np.array([RETURN_REASONS.index(m.category_reason[c]) for c in related["categories"]])
+    typical = np.array([idents(RETURN_REASONS).index(m.category_reason[ident(c)]) for c in related["categories"]])
     biased = rng.uniform("mess/redraw_bias", key) < m.reason_bias
     random_reason = rng.integers("mess/redraw_reason", 0, len(RETURN_REASONS) - 1, key)
     new = np.where(biased, typical[related["first_category"]], random_reason)

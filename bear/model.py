@@ -22,6 +22,10 @@ from bear.config import (
     SEGMENT_TIERS,
     SHIPPING_SPEEDS,
     BearConfig,
+    ident,
+    idents,
+    per_label,
+    title_label,
 )
 from bear.rng import Keyed, cumulative
 
@@ -44,11 +48,11 @@ def day_to_date(day: int) -> dt.date:
 
 def _seg_table(per_channel: dict, dtype=np.float64) -> np.ndarray:
     """[channel x tier] table from {channel: {tier: value}}."""
-    return np.array([[per_channel[ch][t] for t in SEGMENT_TIERS] for ch in CHANNELS], dtype=dtype)
+    return np.array([per_label(per_channel[ident(ch)], SEGMENT_TIERS) for ch in CHANNELS], dtype=dtype)
 
 
 def _tier_table(per_tier: dict, dtype=np.float64) -> np.ndarray:
-    return np.array([per_tier[t] for t in SEGMENT_TIERS], dtype=dtype)
+    return np.array(per_label(per_tier, SEGMENT_TIERS), dtype=dtype)
 
 
 @dataclass
@@ -89,39 +93,37 @@ class Model:
         g = self.cfg.generator
         v, ca, o, r = g.visits, g.carts, g.orders, g.returns
         self.repeat = _seg_table(v.repeat_visits)
-        lo_hi = np.array([v.gap_days[t] for t in SEGMENT_TIERS], dtype=np.float64)
-        ch_f = np.array([v.channel_gap_factor[c] for c in CHANNELS])[:, None] / g.scale
+        lo_hi = np.array(per_label(v.gap_days, SEGMENT_TIERS), dtype=np.float64)
+        ch_f = np.array(per_label(v.channel_gap_factor, CHANNELS))[:, None] / g.scale
         self.gap_lo = lo_hi[None, :, 0] * ch_f
         self.gap_hi = lo_hi[None, :, 1] * ch_f
         self.gap_sigma = _tier_table(v.gap_sigma)[None, :].repeat(len(CHANNELS), axis=0)
         self.break_lo, self.break_hi = (b / g.scale for b in v.break_days)
-        self.lines_lo = np.array([ca.lines[t][0] for t in SEGMENT_TIERS], dtype=np.int64)
-        self.lines_hi = np.array([ca.lines[t][1] for t in SEGMENT_TIERS], dtype=np.int64)
-        self.qty_lo = np.array([ca.quantity[t][0] for t in SEGMENT_TIERS], dtype=np.int64)
-        self.qty_hi = np.array([ca.quantity[t][1] for t in SEGMENT_TIERS], dtype=np.int64)
-        self.cat_cum = cumulative([[ca.category_preference[ch][c] for c in CATEGORIES] for ch in CHANNELS])
-        self.boost = np.array([ca.first_purchase_boost[c] for c in CHANNELS])
-        self.order_channel_cum = cumulative(o.channel_mix[c] for c in ORDER_CHANNELS)
+        self.lines_lo, self.lines_hi = np.array(per_label(ca.lines, SEGMENT_TIERS), dtype=np.int64).T
+        self.qty_lo, self.qty_hi = np.array(per_label(ca.quantity, SEGMENT_TIERS), dtype=np.int64).T
+        self.cat_cum = cumulative([per_label(ca.category_preference[ident(ch)], CATEGORIES) for ch in CHANNELS])
+        self.boost = np.array(per_label(ca.first_purchase_boost, CHANNELS))
+        self.order_channel_cum = cumulative(per_label(o.channel_mix, ORDER_CHANNELS))
         pay = np.zeros((len(ORDER_CHANNELS), len(PAYMENT_METHODS)))
-        for i, ch in enumerate(ORDER_CHANNELS):
-            for method in o.payment_methods[ch]:
-                pay[i, PAYMENT_METHODS.index(method)] = 1.0
+        for i, methods in enumerate(per_label(o.payment_methods, ORDER_CHANNELS)):
+            for method in methods:
+                pay[i, idents(PAYMENT_METHODS).index(method)] = 1.0
         self.payment_cum = cumulative(pay / pay.sum(axis=1, keepdims=True))
-        self.fee_rate = np.array([o.payment_fee_rate[m] for m in PAYMENT_METHODS])
-        self.ship_cum = cumulative(o.shipping_mix[s] for s in SHIPPING_SPEEDS)
-        self.ship_price_c = np.array([round(o.shipping_price[s] * 100) for s in SHIPPING_SPEEDS], dtype=np.int64)
-        self.ship_cost_c = np.array([round(o.shipping_cost[s] * 100) for s in SHIPPING_SPEEDS], dtype=np.int64)
+        self.fee_rate = np.array(per_label(o.payment_fee_rate, PAYMENT_METHODS))
+        self.ship_cum = cumulative(per_label(o.shipping_mix, SHIPPING_SPEEDS))
+        self.ship_price_c = np.array([round(p * 100) for p in per_label(o.shipping_price, SHIPPING_SPEEDS)], np.int64)
+        self.ship_cost_c = np.array([round(c * 100) for c in per_label(o.shipping_cost, SHIPPING_SPEEDS)], np.int64)
         self.tier_thresholds_c = np.array([round(x * 100) for x in o.tier_thresholds], dtype=np.int64)
         self.clv_thresholds_c = np.array([round(x * 100) for x in o.clv_thresholds], dtype=np.int64)
-        self.return_rate = np.array([r.rate[c] for c in CHANNELS])
+        self.return_rate = np.array(per_label(r.rate, CHANNELS))
         self.timing_cum = cumulative(t[0] for t in r.timing)
         self.timing_lo = np.array([t[1] for t in r.timing], dtype=np.int64)
         self.timing_hi = np.array([t[2] for t in r.timing], dtype=np.int64)
-        self.reason_cum = cumulative(r.reason_mix[x] for x in RETURN_REASONS)
-        self.full_share = np.array([r.full_refund_share[x] for x in RETURN_REASONS])
-        self.return_channels = tuple(r.channel_mix)
+        self.reason_cum = cumulative(per_label(r.reason_mix, RETURN_REASONS))
+        self.full_share = np.array(per_label(r.full_refund_share, RETURN_REASONS))
+        self.return_channels = tuple(title_label(k) for k in r.channel_mix)  # open vocabularies: labels from keys
         self.return_channel_cum = cumulative(r.channel_mix.values())
-        self.refund_methods = tuple(r.refund_method_mix)
+        self.refund_methods = tuple(title_label(k) for k in r.refund_method_mix)
         self.refund_method_cum = cumulative(r.refund_method_mix.values())
         self.agent_ids = ("ONLINE", *(f"CSR-{i:04d}" for i in range(1, o.agents + 1)))
 

@@ -199,3 +199,38 @@ def test_smoke_has_its_own_lake_and_a_hook_beside_the_command_is_importable(tmp_
     assert (tmp_path / "lake-smoke" / "_bear" / "plan.json").exists() and not (tmp_path / "lake").exists()
     assert "ingest_dt=2020-01-10" in (tmp_path / "seen.txt").read_text()
     assert Path(tmp_path / "lake-smoke").is_dir()
+
+
+def _override(key: str, value) -> str:
+    """`key=value` in Hydra's override grammar, for a default value."""
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif value is None:
+        text = "null"
+    elif isinstance(value, list):
+        text = "[" + ",".join(_override("", v)[1:] for v in value) + "]"
+    else:
+        text = str(value)
+    return f"{key}={text}"
+
+
+def test_every_setting_can_be_overridden_on_the_command_line():
+    """Every leaf key is an identifier Hydra can name (the labels in the data are mapped from them); the dated
+    cohort_shocks keys are the exception: `++key={...}` merges months into that map (new ones too), and a factor
+    of 1 is no shock."""
+    from bear.config import validate
+    from bear.usage import leaf_keys
+
+    cfg = compose_cfg(smoke=False)
+    named = [k for k in leaf_keys() if not k.startswith("generator.visits.cohort_shocks.")]
+    assert len(named) > 200 and all(" " not in k and "/" not in k for k in named)
+    for key in named:
+        value = cfg
+        for part in key.split("."):
+            value = value[part] if isinstance(value, dict) else getattr(value, part)
+        got = compose_cfg(_override(key, value), smoke=False)
+        validate(got)
+        assert got == cfg, key
+    shocks = compose_cfg("++generator.visits.cohort_shocks={2024-03: 0.7, 2024-05: 1, 2025-01: 0.6}", smoke=False)
+    validate(shocks)
+    assert shocks.generator.visits.cohort_shocks == {"2024-03": 0.7, "2024-05": 1, "2025-01": 0.6}

@@ -224,11 +224,11 @@ BAD = [
     ("run.chunk_days=0", "run.chunk_days"),
     ("run.chunk_days=abc", "run.chunk_days"),
     ("generator.customer.guest_share=1.5", "generator.customer.guest_share"),
-    ("generator.orders.channel_mix.Web=0.9", "generator.orders.channel_mix"),
+    ("generator.orders.channel_mix.web=0.9", "generator.orders.channel_mix"),
     ("mess=extreme", "mess"),
     ("sink=gcs", "sink.bucket"),
     ("nonsense=1", "nonsense"),
-    ("generator.carts.lines.Gold=[9,3]", "generator.carts.lines.Gold"),
+    ("generator.carts.lines.gold=[9,3]", "generator.carts.lines.gold"),
 ]
 
 
