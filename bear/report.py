@@ -2,7 +2,7 @@
 
 Its numbers come from the per-chunk summaries the committer writes next to the
 checkpoint, so a resumed run reports the whole lake, not just what this process wrote.
-The HTML page draws daily rows per table and mess counts per column as inline SVG: no
+The HTML page draws each table's rows per day (and their weekly mean) and the mess per column as inline SVG: no
 plotting dependency, no network, opens offline.
 """
 
@@ -94,47 +94,79 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _line_chart(series: dict[str, dict[str, int]], width: int = 960, height: int = 260) -> str:
-    days = sorted({d for s in series.values() for d in s})
+def _nice_ticks(top: float, n: int = 4) -> list[float]:
+    """Round y-axis ticks from 0 up to at least `top` (steps of 1, 2 or 5 times a power of ten)."""
+    raw = max(top, 1) / n
+    power = 10 ** int(f"{raw:e}".split("e")[1])
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [i * step for i in range(int(-(-top // step)) + 1)]
+
+
+def _weekly_mean(days: list[str], daily: dict[str, int]) -> list[tuple[int, float]]:
+    """(index of the week's first day, mean rows per day) for each 7-day block: seasonality without daily noise."""
+    return [(i, sum(daily.get(d, 0) for d in days[i:i + 7]) / len(days[i:i + 7])) for i in range(0, len(days), 7)]
+
+
+def _table_chart(name: str, daily: dict[str, int], color: str, width: int = 470, height: int = 210) -> str:
+    """One table's rows per day (faint) and their weekly mean (bold), with a labelled y axis and year/month ticks."""
+    days = sorted(daily)
     if not days:
-        return "<p>no rows</p>"
-    top = max(max(s.values(), default=0) for s in series.values()) or 1
-    x = {d: 50 + i * (width - 60) / max(len(days) - 1, 1) for i, d in enumerate(days)}
-    parts = [f'<svg viewBox="0 0 {width} {height + 40}" width="100%" role="img">',
-             f'<line x1="50" y1="{height}" x2="{width - 10}" y2="{height}" stroke="#888"/>',
-             f'<text x="5" y="15" font-size="11">{top:,}</text><text x="5" y="{height}" font-size="11">0</text>']
-    for i, (name, s) in enumerate(series.items()):
-        pts = " ".join(f"{x[d]:.1f},{height - s.get(d, 0) / top * (height - 20):.1f}" for d in days)
-        color = COLORS[i % len(COLORS)]
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1" points="{pts}"><title>{name}</title>'
-                     f"</polyline>")
-        parts.append(f'<text x="{60 + i * 150}" y="{height + 30}" fill="{color}" font-size="12">{name}</text>')
-    for d in days[:: max(len(days) // 8, 1)]:
-        parts.append(f'<text x="{x[d]:.1f}" y="{height + 14}" font-size="10" text-anchor="middle">{d}</text>')
-    parts.append("</svg>")
+        return f"<figure><figcaption>{name}: no rows</figcaption></figure>"
+    left, top_pad, bottom = 62, 22, height - 28
+    ticks = _nice_ticks(max(daily.values()))
+    ymax = ticks[-1] or 1
+
+    def x(i: float) -> float:
+        return left + i * (width - left - 24) / max(len(days) - 1, 1)
+
+    def y(v: float) -> float:
+        return bottom - v / ymax * (bottom - top_pad)
+
+    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{name} rows per day">',
+             f'<text x="{left}" y="14" font-size="13" font-weight="bold">{name}</text>',
+             f'<text x="12" y="{(top_pad + bottom) / 2:.0f}" font-size="10" text-anchor="middle" '
+             f'transform="rotate(-90 12 {(top_pad + bottom) / 2:.0f})">rows per day</text>']
+    for t in ticks:
+        parts.append(f'<line x1="{left}" y1="{y(t):.1f}" x2="{width - 10}" y2="{y(t):.1f}" stroke="#e5e5e5"/>'
+                     f'<text x="{left - 4}" y="{y(t) + 3:.1f}" font-size="10" text-anchor="end">{t:,.0f}</text>')
+    by_year = len(days) > 400
+    for i, d in enumerate(days):
+        if d.endswith("-01-01" if by_year else "-01") or i == 0:
+            parts.append(f'<line x1="{x(i):.1f}" y1="{bottom}" x2="{x(i):.1f}" y2="{bottom + 4}" stroke="#888"/>'
+                         f'<text x="{x(i):.1f}" y="{bottom + 15}" font-size="10" text-anchor="middle">'
+                         f'{d[:4] if by_year else d[:7]}</text>')
+    parts.append(f'<line x1="{left}" y1="{bottom}" x2="{width - 10}" y2="{bottom}" stroke="#888"/>')
+    daily_pts = " ".join(f"{x(i):.1f},{y(daily.get(d, 0)):.1f}" for i, d in enumerate(days))
+    weekly_pts = " ".join(f"{x(i + 3):.1f},{y(v):.1f}" for i, v in _weekly_mean(days, daily))
+    parts.append(f'<polyline fill="none" stroke="{color}" stroke-opacity="0.25" stroke-width="0.7" '
+                 f'points="{daily_pts}"/>')
+    parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{weekly_pts}">'
+                 f"<title>{name}: weekly mean of rows per day</title></polyline></svg>")
     return "".join(parts)
 
 
-def _bars(counts: dict[str, int], width: int = 960) -> str:
+def _bars(counts: dict[str, tuple[int, int]], width: int = 960) -> str:
+    """One bar per column and kind: the share of the table's rows it touched, with the count."""
     if not counts:
         return "<p>no mess</p>"
-    top = max(counts.values()) or 1
+    top = max(n / max(rows, 1) for n, rows in counts.values()) or 1
     h = 18
     parts = [f'<svg viewBox="0 0 {width} {h * len(counts) + 10}" width="100%" role="img">']
-    for i, (label, n) in enumerate(counts.items()):
-        w = (width - 360) * n / top
-        parts.append(f'<text x="0" y="{i * h + 13}" font-size="12">{html.escape(label)}</text>'
+    for i, (name, (n, rows)) in enumerate(counts.items()):
+        share = n / max(rows, 1)
+        w = (width - 420) * share / top
+        parts.append(f'<text x="0" y="{i * h + 13}" font-size="12">{html.escape(name)}</text>'
                      f'<rect x="300" y="{i * h + 3}" width="{w:.1f}" height="{h - 6}" fill="#4e79a7"/>'
-                     f'<text x="{305 + w:.1f}" y="{i * h + 13}" font-size="11">{n:,}</text>')
+                     f'<text x="{305 + w:.1f}" y="{i * h + 13}" font-size="11">{share:.1%} ({n:,})</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
 def render_html(report: dict[str, Any]) -> str:
-    mess = {f"{t}.{c} {k}": n for t, cols in report["mess_counts"].items() for c, kinds in cols.items()
-            for k, n in kinds.items()}
-    small = {t: report["daily_rows"][t] for t in ("orders", "order_items", "returns", "return_items")}
-    big = {t: report["daily_rows"][t] for t in ("shopping_carts", "cart_items")}
+    mess = {f"{t}.{c} {k}": (n, report["tables"][t]["rows"]) for t, cols in report["mess_counts"].items()
+            for c, kinds in cols.items() for k, n in kinds.items()}
+    charts = "".join(f"<div>{_table_chart(t, report['daily_rows'][t], COLORS[i])}</div>"
+                     for i, t in enumerate(TRANSACTIONS))
     table_rows = "".join(
         f"<tr><td>{t}</td><td>{v['rows']:,}</td><td>{v['partitions']:,}</td><td>{v['bytes']:,}</td></tr>"
         for t, v in report["tables"].items())
@@ -144,15 +176,18 @@ def render_html(report: dict[str, Any]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>bear run report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px}}
 table{{border-collapse:collapse}}td,th{{padding:2px 10px;text-align:right;border-bottom:1px solid #ddd}}
-td:first-child,th:first-child{{text-align:left}}</style></head><body>
+td:first-child,th:first-child{{text-align:left}}
+.grid{{display:grid;grid-template-columns:1fr 1fr;gap:8px 24px}}</style></head><body>
 <h1>bear run report</h1>
 <p>lake {html.escape(str(report.get('lake')))} &middot; {report['range']['start']} .. {report['range']['end']}
 &middot; mess {report['mess_level']} &middot; {report['total_rows']:,} rows &middot; {report['total_bytes']:,} bytes
 &middot; {report.get('wall_seconds', 0)} s &middot; {report.get('rows_per_second') or 0:,} rows/s</p>
 <table><tr><th>table</th><th>rows</th><th>partitions</th><th>bytes</th></tr>{table_rows}</table>
-<h2>Daily rows: carts and cart items</h2>{_line_chart(big)}
-<h2>Daily rows: orders, order items, returns, return items</h2>{_line_chart(small)}
-<h2>Mess injected (values per column and kind)</h2>{_bars(mess)}
+<h2>Rows per day, by table</h2>
+<p>Faint: each day; bold: the mean of each week (seasonality and campaigns show there). Each chart has its own
+scale.</p>
+<div class="grid">{charts}</div>
+<h2>Mess injected: share of each table's rows, per column and kind (values)</h2>{_bars(mess)}
 <script type="application/json" id="bear-data">{data}</script>
 </body></html>
 """
