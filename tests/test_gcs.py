@@ -293,6 +293,20 @@ def test_killed_mid_upload_leaves_no_false_success_and_rerun_completes(reference
     assert_same_lake(direct, reference)
 
 
+def test_a_missing_bucket_is_one_line_and_exit_2_before_ray(emulator, tmp_path):
+    ray_dir = tmp_path / "ray"
+    ray_dir.mkdir()
+    for bucket in ("no-such-bucket", "gs://no-such-bucket/raw/shop"):
+        proc = run_bear("+preset=smoke", "sink=gcs", f"sink.bucket={bucket}", cwd=tmp_path,
+                        env={"STORAGE_EMULATOR_HOST": emulator.url, "RAY_TMPDIR": str(ray_dir)})
+        _, errs = proc.communicate(timeout=120)
+        assert proc.returncode == 2, errs
+        assert errs.strip().splitlines() == [
+            "bear: sink.bucket: GCS bucket gs://no-such-bucket does not exist; create it "
+            "(`gcloud storage buckets create gs://no-such-bucket`) or set sink.bucket to an existing bucket"]
+        assert not any(ray_dir.iterdir()), "Ray started before the bucket was checked"
+
+
 def test_dry_run_writes_nothing_and_lists_what_a_run_writes(reference, emulator, proxy, tmp_path):
     local = tmp_path / "never"
     listing = backfill(compose_cfg(f"sink.root={local}", "sink.dry_run=true"))

@@ -65,7 +65,10 @@ def test_report_json_and_html_match_the_lake_and_progress_logs(tmp_path):
     text = " ".join(page.text)
     for table in report["tables"]:
         assert table in text
-    assert page.svgs >= 3
+    assert page.svgs == 7, "one chart per transactional table and the mess bars"
+    for table in ("shopping_carts", "cart_items", "orders", "order_items", "returns", "return_items"):
+        assert f'aria-label="{table} rows per day"' in (lake / "_bear" / "report.html").read_text()
+    assert text.count("rows per day") >= 6, "every chart labels its y axis"
     data = json.loads(page.data_json)
     assert data["daily_rows"] == _daily_from_manifests(lake)
     assert "http://" not in (lake / "_bear" / "report.html").read_text().replace("http://www.w3.org", "")
