@@ -37,6 +37,7 @@ from bear.state import (
     CHECKPOINT,
     HOOKS_DIR,
     PLAN,
+    STATE_DIR,
     SUCCESS,
     bear_files,
     config_change,
@@ -99,6 +100,7 @@ def _preflight(sink: Sink, cfg: BearConfig) -> dict[str, Any] | None:
     its plan); a lake of another config is refused, or with run.restart=true emptied of what bear wrote; a
     location that holds anything else is always refused."""
     sink.check_writable()
+    sink.sweep_temporaries([STATE_DIR, report.CHUNKS_DIR, HOOKS_DIR])  # state files a killed run left half-written
     old = read_json(sink, PLAN)
     change = config_change(old, cfg) if old is not None else None
     if change:

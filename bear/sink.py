@@ -111,6 +111,12 @@ def auth_message(exc: BaseException, what: str, display: str) -> str:
     return f"no usable Google credentials for {display} ({brief(exc)}, on {what}). {fix}"
 
 
+def temporary_name(target: str) -> str:
+    """Where a local file is written before its rename: hidden beside it, named after the writing process."""
+    folder, _, name = target.rpartition("/")
+    return f"{folder}/.{name}.tmp-{os.getpid()}"
+
+
 class Sink:
     """A lake root on some filesystem; paths given to methods are relative to the root.
 
@@ -181,7 +187,7 @@ class Sink:
             if not data:  # a marker (_SUCCESS): an empty file is whole the moment it exists, no rename needed
                 open(target, "wb").close()
                 return
-            tmp = f"{target}.tmp-{os.getpid()}"
+            tmp = temporary_name(target)
             with open(tmp, "wb") as f:
                 f.write(data)
             os.replace(tmp, target)
@@ -192,6 +198,19 @@ class Sink:
             self.retrying(f"upload {rel}", lambda: self.fs.pipe_file(target, data, consistency="md5"))
         except FileNotFoundError as exc:
             raise SinkError(self._missing_bucket()) from exc
+
+    def sweep_temporaries(self, dirs: list[str]) -> int:
+        """Remove what killed writers left in these folders (their hidden temporary files); returns how many.
+
+        A temporary is renamed into place whole or never, so one left over is from a writer that died; the
+        folders given are ones only the caller writes now (a chunk's partitions). GCS has no temporaries."""
+        if not self.is_local:
+            return 0
+        left = [p for d in dirs for p in Path(self.path(d)).glob(".*.tmp-*")]
+        for p in left:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        return len(left)
 
     def read(self, rel: str) -> bytes:
         return self.retrying(f"read {rel}", lambda: self.fs.cat_file(self.path(rel)))

@@ -36,7 +36,7 @@ SECRET_KEYS = ("token",)
 # temporaries), manifests and markers. Nothing else is ever deleted by bear.
 _OWN = re.compile(
     rf"^(?:{STATE_DIR}/.+|(?:{'|'.join(f'{t}/{k}' for t, k in PARTITION_KEY.items())})=[^/]+/"
-    rf"(?:part-\d{{5}}\.parquet(?:\.tmp-\d+)?|{MANIFEST}|{SUCCESS}))$")
+    rf"(?:(?:part-\d{{5}}\.parquet|{MANIFEST})|\.(?:part-\d{{5}}\.parquet|{MANIFEST})\.tmp-\d+|{SUCCESS}))$")
 
 
 def bear_files(rels: list[str]) -> list[str]:

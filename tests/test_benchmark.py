@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import compose_cfg
 
 from bear.runner import prepare
+
+pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

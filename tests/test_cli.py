@@ -50,6 +50,7 @@ def test_restart_never_deletes_a_directory_bear_did_not_write(tmp_path):
         assert (home / "thesis.tex").read_text() == "years of work"
 
 
+@pytest.mark.slow
 def test_restart_deletes_only_bear_files_of_its_own_lake(tmp_path):
     lake = tmp_path / "lake"
     assert run_bear(*QUICK, f"sink.root={lake}", cwd=tmp_path).returncode == 0
@@ -92,6 +93,7 @@ def test_sink_bucket_takes_a_name_a_url_or_a_url_with_prefix():
         assert sink.display == display and sink.cfg.bucket == "b", bucket
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_exit_130_and_ray_stops(tmp_path):
     def default_sigint():  # a background job from a non-interactive shell ignores SIGINT; a terminal would not
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -157,6 +159,7 @@ def test_mistakes_say_what_is_allowed(tmp_path, args, expected):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_status_plan_verify_refuse_another_config_at_once_and_speak_json(tmp_path):
     lake = tmp_path / "lake"
     assert run_bear(*QUICK, f"sink.root={lake}", cwd=tmp_path).returncode == 0
@@ -170,6 +173,7 @@ def test_status_plan_verify_refuse_another_config_at_once_and_speak_json(tmp_pat
     assert len(plan["chunks"]) == 1 and plan["plan_fingerprint"] == status["plan"]["plan_fingerprint"]
 
 
+@pytest.mark.slow
 def test_a_complete_lake_is_left_alone_and_a_resumed_report_counts_its_own_rows(tmp_path):
     lake = tmp_path / "lake"
     args = ("+preset=smoke", f"sink.root={lake}")
@@ -188,6 +192,7 @@ def test_a_complete_lake_is_left_alone_and_a_resumed_report_counts_its_own_rows(
     assert (lake / "_bear" / "report.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_smoke_has_its_own_lake_and_a_hook_beside_the_command_is_importable(tmp_path):
     assert compose_cfg().sink.root == "./lake-smoke" and compose_cfg(smoke=False).sink.root == "./lake"
     (tmp_path / "myhooks.py").write_text(

@@ -164,6 +164,7 @@ def two_node_ray() -> Iterator[Cluster]:
     assert not leftovers, f"processes of the test cluster still running: {leftovers}"
 
 
+@pytest.mark.slow
 def test_job_submitted_with_the_repo_as_working_dir_runs_chunks_on_both_nodes(two_node_ray, tmp_path):
     lake = tmp_path / "lake"
     # After the run, the same job prints where conf/ was found: it must be the uploaded copy of the repo.

@@ -20,6 +20,8 @@ from conftest import compose_cfg
 
 from bear.runner import backfill
 
+pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
+
 CONTRACT_COLUMNS = {
     "customers": "customer_id first_name last_name email phone_number signup_date gender age is_guest customer_status "
                  "signup_channel loyalty_tier initial_loyalty_tier email_verified marketing_opt_in mailing_address "

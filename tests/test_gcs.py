@@ -28,6 +28,8 @@ from bear.sink import Sink, SinkAuthError, SinkError, Writes, open_sink
 from bear.state import CHECKPOINT, MANIFEST, PLAN, STATE_DIR, SUCCESS
 from bear.verify import verify_lake
 
+pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
+
 BEAR = str(Path(sys.executable).with_name("bear"))
 FAST_RETRIES = ("sink.backoff_base_s=0.01", "sink.backoff_max_s=0.1")
 

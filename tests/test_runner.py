@@ -40,6 +40,7 @@ def reference(ray_local, tmp_path_factory):
     return root, report
 
 
+@pytest.mark.slow
 def test_lake_has_every_table_and_partition_with_matching_manifests(reference):
     root, report = reference
     cfg = compose_cfg()
@@ -69,6 +70,7 @@ def test_lake_has_every_table_and_partition_with_matching_manifests(reference):
     assert report["total_rows"] == sum(read_table(root, t).num_rows for t in TABLES)
 
 
+@pytest.mark.slow
 def test_invariants_hold_on_the_lake_read_back(reference):
     root, _ = reference
     tables = {t: read_table(root, t) for t in TABLES}
@@ -85,6 +87,7 @@ def test_invariants_hold_on_the_lake_read_back(reference):
     assert [carts[c] for c in items["cart_id"].to_pylist()] == items["ingest_dt"].to_pylist()
 
 
+@pytest.mark.slow
 def test_money_is_an_int64_backed_decimal_and_integers_are_delta_encoded(reference):
     """The storage forms the encoder's speed depends on, and that every Parquet reader understands."""
     root, _ = reference
@@ -102,6 +105,7 @@ def test_money_is_an_int64_backed_decimal_and_integers_are_delta_encoded(referen
     assert "DELTA_BYTE_ARRAY" in chunk.column(names.index("event_id")).encodings
 
 
+@pytest.mark.slow
 def test_golden_digest_changes_only_with_the_generator_version(reference):
     """The smoke lake's Parquet bytes are pinned per generator version (tests/golden/smoke.json), so a change that
     alters every run alike (and so passes every comparison between runs) still fails here. To change the output on
@@ -118,6 +122,7 @@ def test_golden_digest_changes_only_with_the_generator_version(reference):
                                              f"with pyarrow {want['pyarrow']}, this is {pa.__version__})")
 
 
+@pytest.mark.slow
 def test_chunk_size_does_not_change_a_byte(reference, tmp_path):
     root, _ = reference
     other = tmp_path / "lake7"
@@ -126,6 +131,7 @@ def test_chunk_size_does_not_change_a_byte(reference, tmp_path):
     assert lake_manifests(other) == lake_manifests(root)
 
 
+@pytest.mark.slow
 def test_worker_count_does_not_change_a_byte(reference, tmp_path):
     root, _ = reference
     for cpus in (1, 2):
@@ -135,12 +141,14 @@ def test_worker_count_does_not_change_a_byte(reference, tmp_path):
 
 
 def _assert_same_lake(root: Path, reference_root: Path) -> None:
+    assert not list(root.rglob(".*.tmp-*")), "a killed writer's temporary files outlived the rerun"
     assert lake_files(root) == lake_files(reference_root)
     assert lake_manifests(root) == lake_manifests(reference_root)
     success = sorted(str(p.parent.relative_to(root)) for p in root.rglob("_SUCCESS"))
     assert success == sorted(str(p.parent.relative_to(reference_root)) for p in reference_root.rglob("_SUCCESS"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["between_markers_and_checkpoint", "after_files_before_commit",
                                     "while_chunks_run"])
 def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, moment):
@@ -154,6 +162,10 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
         ck = json.loads((lake / "_bear" / "checkpoint.json").read_text())
         assert ck["committed_chunks"] == 2  # chunk 2's _SUCCESS markers are written, its checkpoint is not
         assert (lake / "orders" / "ingest_dt=2020-01-25" / "_SUCCESS").exists()
+        # what a writer killed mid-file leaves: hidden temporaries, in an uncommitted partition and in the state
+        (lake / "orders" / "ingest_dt=2020-02-05").mkdir(parents=True, exist_ok=True)
+        (lake / "orders" / "ingest_dt=2020-02-05" / ".part-00000.parquet.tmp-999999").write_bytes(b"half")
+        (lake / "_bear" / ".checkpoint.json.tmp-999999").write_bytes(b"{")
     elif moment == "after_files_before_commit":
         wait = lake / "orders" / "ingest_dt=2020-02-15" / "part-00000.parquet"  # chunk 4, the 6th job
         env = {"BEAR_TEST_WAIT_FILE": str(wait)}
@@ -171,7 +183,9 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
         while not list(lake.glob("shopping_carts/*/part-*.parquet")) and time.time() < deadline:
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert proc.wait() == -signal.SIGKILL, "the run ended before it was killed"
+        ck = lake / "_bear" / "checkpoint.json"
+        assert not ck.exists() or json.loads(ck.read_text())["committed_chunks"] < 6, "killed after it finished"
     status = run_bear("status", *args, cwd=tmp_path)
     assert status.returncode == 0 and str(lake) in status.stdout
     res = run_bear(*args, cwd=tmp_path)
@@ -191,6 +205,7 @@ def _chunk_worker_pids() -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_chunk_is_retried_and_the_lake_is_identical(ray_local, tmp_path):
     overrides = ("generator.customers=30000", "run.chunk_days=20")
     expected = tmp_path / "expected"
@@ -241,6 +256,7 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, override, ke
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_plan_and_status_on_fresh_and_half_finished_lakes(tmp_path):
     args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
     plan = run_bear("plan", *args, cwd=tmp_path)
@@ -259,6 +275,7 @@ def test_plan_and_status_on_fresh_and_half_finished_lakes(tmp_path):
     assert "complete" in status.stdout and "committed 6/6" in status.stdout
 
 
+@pytest.mark.slow
 def test_changed_config_refuses_then_restart_starts_over(reference, tmp_path, ray_local):
     lake = tmp_path / "lake"
     backfill(compose_cfg(f"sink.root={lake}", "run.end=2020-01-15"))
@@ -270,6 +287,7 @@ def test_changed_config_refuses_then_restart_starts_over(reference, tmp_path, ra
     assert manifest["seed"] == 7
 
 
+@pytest.mark.slow
 def test_hook_sees_every_partition_exactly_once_across_resume(tmp_path):
     record = tmp_path / "calls.txt"
     args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
@@ -284,6 +302,7 @@ def test_hook_sees_every_partition_exactly_once_across_resume(tmp_path):
     assert sorted(calls) == partitions  # every partition exactly once, across the crash
 
 
+@pytest.mark.slow
 def test_failing_hook_stops_before_the_checkpoint_moves(tmp_path):
     args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
     res = run_bear(*args, "hooks.post_export=[kill_hooks:fail_on_february]", cwd=tmp_path)

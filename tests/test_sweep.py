@@ -16,6 +16,8 @@ import pytest
 from conftest import read_table
 from test_cluster import processes_mentioning
 
+pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
+
 BEAR = str(Path(sys.executable).with_name("bear"))
 MESS = ("light_mess", "heavy_mess")
 SEEDS = (1, 2)

@@ -26,6 +26,8 @@ from bear.verify import verify_lake
 from bear.verify_report import CHECKS, Report
 from bear.writer import encode
 
+pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
+
 BEAR = str(Path(sys.executable).with_name("bear"))
 
 
