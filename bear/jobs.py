@@ -19,7 +19,7 @@ from bear.mess import apply_mess
 from bear.model import DAY_S, Model
 from bear.plan import ChunkWork
 from bear.sink import Sink, Writes
-from bear.state import MANIFEST, json_bytes, manifest_document
+from bear.state import MANIFEST, json_bytes, manifest_document, sweep_temporaries
 from bear.tables import Rows, chunk_tables
 from bear.writer import PartitionStat, day_partition, ingestion_seconds, partition_dir, write_partitions
 
@@ -76,7 +76,7 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
     ingest = {d: ingestion_seconds(d) for d in days}
     stats: list[PartitionStat] = []
     seconds = {"generate": t1 - t0, "mess": 0.0, "encode": 0.0, "write": 0.0}
-    ctx.sink.sweep_temporaries([partition_dir(t, v) for t in tables for v in names.values()])
+    sweep_temporaries(ctx.sink, [partition_dir(t, v) for t in tables for v in names.values()])
     with Writes(ctx.sink) as writes:
         for table, rows in tables.items():
             m0 = time.perf_counter()
@@ -106,8 +106,8 @@ def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
     prows = Rows(product_columns(lk.products), np.full(pk.size, run_start_s), pk)
     pledger = apply_mess(model, "product_catalog", prows.cols, prows.key, prows.event_s)
     cat = lk.products.category.astype(np.int64)
-    ctx.sink.sweep_temporaries([partition_dir("customers", v) for v in names.values()]
-                               + [partition_dir("product_catalog", c) for c in CATEGORIES])
+    sweep_temporaries(ctx.sink, [partition_dir("customers", v) for v in names.values()]
+                      + [partition_dir("product_catalog", c) for c in CATEGORIES])
     with Writes(ctx.sink) as writes:
         stats = write_partitions(writes, ctx.cfg.output, ctx.fingerprint, "customers", rows, ledger, signup, names,
                                  ingest)

@@ -49,6 +49,7 @@ from bear.state import (
     other_config,
     plan_document,
     read_json,
+    sweep_temporaries,
     write_json,
 )
 
@@ -100,7 +101,7 @@ def _preflight(sink: Sink, cfg: BearConfig) -> dict[str, Any] | None:
     its plan); a lake of another config is refused, or with run.restart=true emptied of what bear wrote; a
     location that holds anything else is always refused."""
     sink.check_writable()
-    sink.sweep_temporaries([STATE_DIR, report.CHUNKS_DIR, HOOKS_DIR])  # state files a killed run left half-written
+    sweep_temporaries(sink, [STATE_DIR, report.CHUNKS_DIR, HOOKS_DIR])  # state a killed run left half-written
     old = read_json(sink, PLAN)
     change = config_change(old, cfg) if old is not None else None
     if change:

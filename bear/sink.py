@@ -199,18 +199,12 @@ class Sink:
         except FileNotFoundError as exc:
             raise SinkError(self._missing_bucket()) from exc
 
-    def sweep_temporaries(self, dirs: list[str]) -> int:
-        """Remove what killed writers left in these folders (their hidden temporary files); returns how many.
-
-        A temporary is renamed into place whole or never, so one left over is from a writer that died; the
-        folders given are ones only the caller writes now (a chunk's partitions). GCS has no temporaries."""
+    def temporaries(self, dirs: list[str]) -> list[str]:
+        """Hidden temporary files (see temporary_name) in these folders, relative to the root: what writers that
+        died before their rename left. A temporary is renamed into place whole or never. GCS has none."""
         if not self.is_local:
-            return 0
-        left = [p for d in dirs for p in Path(self.path(d)).glob(".*.tmp-*")]
-        for p in left:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-        return len(left)
+            return []
+        return [f"{d}/{p.name}" for d in dirs for p in Path(self.path(d)).glob(".*.tmp-*")]
 
     def read(self, rel: str) -> bytes:
         return self.retrying(f"read {rel}", lambda: self.fs.cat_file(self.path(rel)))

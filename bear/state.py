@@ -44,6 +44,12 @@ def bear_files(rels: list[str]) -> list[str]:
     return [r for r in rels if _OWN.match(r)]
 
 
+def sweep_temporaries(sink: Sink, dirs: list[str]) -> None:
+    """Delete the temporaries killed writers of bear left in these folders (only names bear writes), before the
+    folders are written again: no leftover outlives a rerun."""
+    sink.delete(bear_files(sink.temporaries(dirs)))
+
+
 def content_config(cfg: BearConfig) -> dict[str, Any]:
     """The part of the config that decides the lake's bytes (not how or where it is computed)."""
     return {

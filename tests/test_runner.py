@@ -166,6 +166,7 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
         (lake / "orders" / "ingest_dt=2020-02-05").mkdir(parents=True, exist_ok=True)
         (lake / "orders" / "ingest_dt=2020-02-05" / ".part-00000.parquet.tmp-999999").write_bytes(b"half")
         (lake / "_bear" / ".checkpoint.json.tmp-999999").write_bytes(b"{")
+        (lake / "orders" / "ingest_dt=2020-02-05" / ".mine.tmp-1").write_text("a user's file: not bear's to delete")
     elif moment == "after_files_before_commit":
         wait = lake / "orders" / "ingest_dt=2020-02-15" / "part-00000.parquet"  # chunk 4, the 6th job
         env = {"BEAR_TEST_WAIT_FILE": str(wait)}
@@ -190,6 +191,10 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
     assert status.returncode == 0 and str(lake) in status.stdout
     res = run_bear(*args, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+    mine = lake / "orders" / "ingest_dt=2020-02-05" / ".mine.tmp-1"
+    if moment == "between_markers_and_checkpoint":
+        assert mine.exists(), "the sweep deleted a file bear did not write"
+        mine.unlink()
     _assert_same_lake(lake, ref_root)
 
 
