@@ -26,7 +26,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationErr
 from bear import usage
 from bear.config import BearConfig, ConfigError, register, validate
 
-COMMANDS = ("run", "plan", "status", "verify")
+COMMANDS = tuple(c for c in usage.COMMANDS if c != "help")  # what a composed config runs; help is the CLI's own
 FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
                     "--config-dir", "-cd", "--experimental-rerun")
 log = logging.getLogger("bear")
@@ -181,9 +181,9 @@ def _main() -> None:
             continue
         if word in COMMANDS:
             fail(f"the command goes first: bear {word} {' '.join(a for a in argv if a != word)}")
-        close = difflib.get_close_matches(word, [*COMMANDS, "help"], n=1)
+        close = difflib.get_close_matches(word, list(usage.COMMANDS), n=1)
         fail(f"unknown command {word!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-             + f" (commands: {', '.join(COMMANDS)}, help)")
+             + f" (commands: {', '.join(usage.COMMANDS)})")
     if any(a in ("--help", "-h") for a in argv):
         print(usage.command_help(command))
         return

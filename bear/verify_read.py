@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bear.mess import CASINGS
 from bear.model import day_number
 from bear.schemas import (
     EVENT_ID_PREFIX,
@@ -130,7 +131,7 @@ def measure_mess(table: str, t: pa.Table) -> Counter:
             spaced = pc.or_(pc.starts_with(values, " "), pc.ends_with(values, " ")).to_numpy(zero_copy_only=False)
             trimmed = pc.utf8_trim_whitespace(values)
             changes = sum(pc.not_equal(fn(trimmed), trimmed).to_numpy(zero_copy_only=False).astype(np.int64)
-                          for fn in (pc.utf8_upper, pc.utf8_lower, pc.utf8_title))
+                          for fn in CASINGS)
             out[(col, "whitespace")] += int(counts @ spaced)
             out[(col, "casing_capacity")] += int(counts @ changes)
     return out

@@ -59,9 +59,14 @@ def day_partition(day: int) -> str:
     return day_to_date(day).isoformat()
 
 
+def partition_name(table: str, value: str) -> str:
+    """A partition's folder name: `ingest_dt=2020-01-05`."""
+    return f"{PARTITION_KEY[table]}={value}"
+
+
 def partition_dir(table: str, value: str) -> str:
     """A partition's folder relative to the lake root: `orders/ingest_dt=2020-01-05`."""
-    return f"{table}/{PARTITION_KEY[table]}={value}"
+    return f"{table}/{partition_name(table, value)}"
 
 
 def ingestion_seconds(day: int) -> int:
@@ -185,7 +190,7 @@ def write_partitions(
     batch_ids = _strings([f"{fingerprint[:12]}-{table}-{v}" for v in values])
     stats = []
     for i, (value, a, b) in enumerate(zip(values, lo.tolist(), hi.tolist(), strict=True)):
-        stat = PartitionStat(table, partition_dir(table, value).split("/", 1)[1])
+        stat = PartitionStat(table, partition_name(table, value))
         if b > a:
             stat.min_event_s, stat.max_event_s = int(event_s[a:b].min()), int(event_s[a:b].max())
             stat.id_range = [int(ids[a:b].min()), int(ids[a:b].max())]
