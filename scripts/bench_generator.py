@@ -13,19 +13,15 @@ import argparse
 import itertools
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchmark import compose_config  # noqa: E402
-
-from bear.lookups import build_lookups, customer_columns  # noqa: E402
-from bear.mess import apply_mess  # noqa: E402
-from bear.model import Model  # noqa: E402
-from bear.plan import make_chunks, walk  # noqa: E402
-from bear.tables import chunk_tables  # noqa: E402
+from bear.config.load import load_config
+from bear.gen.lookups import build_lookups, customer_columns
+from bear.gen.mess import apply_mess
+from bear.gen.model import Model
+from bear.gen.planner import make_chunks, walk
+from bear.gen.tables import chunk_tables
 
 
 def best_of(repeat: int, fn):
@@ -46,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for `bear run`")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    cfg = compose_config(list(args.overrides))
+    cfg = load_config(["command=run", *args.overrides])
     model = Model.build(cfg)
 
     def lookups(clock):

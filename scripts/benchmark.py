@@ -25,24 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from bear.cli import conf_dir
-from bear.config import BearConfig, register, validate
-from bear.runner import backfill
+from bear.config.load import load_config
+from bear.config.schema import BearConfig
+from bear.run.backfill import backfill
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def compose_config(overrides: list[str]) -> BearConfig:
-    """The config `bear run <overrides>` would run (same composition, same validation)."""
-    register()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        dcfg = compose(config_name="config", overrides=["command=run", *overrides])
-    cfg = OmegaConf.to_object(dcfg)
-    validate(cfg)
-    return cfg
 
 
 def _git_revision() -> str:
@@ -160,7 +147,7 @@ def run_once(overrides: list[str], keep: bool, parent: Path) -> dict:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix="bear-bench-", dir=parent)
         lake = [f"sink.root={tmp}/lake"]
-    cfg = compose_config([*overrides, *lake])
+    cfg = load_config(["command=run", *overrides, *lake])
     os.sync()  # flush what earlier runs left (a removed lake is ~40,000 files) so this run does not pay for it
     load_before = _load()
     try:

@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from bear.cli import conf_dir
-from bear.config import BearConfig, register
+from bear.config.load import load_config
+from bear.config.schema import BearConfig, register
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
@@ -18,10 +16,8 @@ register()
 
 
 def compose_cfg(*overrides: str, smoke: bool = True) -> BearConfig:
-    """The config `bear [overrides]` would run, composed by Hydra from conf/."""
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        dcfg = compose(config_name="config", overrides=[*(["+preset=smoke"] if smoke else []), *overrides])
-    return OmegaConf.to_object(dcfg)
+    """The config `bear [overrides]` would run (the smoke preset unless smoke=False), made by bear's own loader."""
+    return load_config([*(["+preset=smoke"] if smoke else []), *overrides])
 
 
 @pytest.fixture(scope="module")

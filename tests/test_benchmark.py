@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import compose_cfg
 
-from bear.runner import prepare
+from bear.run.prepare import prepare
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 

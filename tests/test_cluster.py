@@ -169,7 +169,7 @@ def test_job_submitted_with_the_repo_as_working_dir_runs_chunks_on_both_nodes(tw
     lake = tmp_path / "lake"
     # After the run, the same job prints where conf/ was found: it must be the uploaded copy of the repo.
     script = (f"bear ray=cluster +preset=smoke sink.root={lake} && "
-              "python -c 'import bear.cli; print(\"conf_dir:\", bear.cli.conf_dir())'")
+              "python -c 'import bear.config.load as c; print(\"conf_dir:\", c.conf_dir())'")
     result = subprocess.run(
         [str(VENV_BIN / "ray"), "job", "submit", f"--address={two_node_ray.dashboard}", "--working-dir", str(REPO),
          "--", "sh", "-c", script],

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import compose_cfg
 
-from bear.runner import backfill
+from bear.run.backfill import backfill
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 

@@ -12,12 +12,12 @@ from conftest import compose_cfg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bear.checks import check_tables, id_numbers
-from bear.generate import generate
-from bear.lookups import build_lookups
-from bear.model import Model
-from bear.plan import make_chunks, walk
-from bear.runner import prepare
+from bear.gen.lookups import build_lookups
+from bear.gen.model import Model
+from bear.gen.planner import make_chunks, walk
+from bear.run.generate import generate
+from bear.run.prepare import prepare
+from bear.verify.checks import check_tables, id_numbers
 
 LEVELS = ("none", "light_mess", "medium_mess", "heavy_mess")
 

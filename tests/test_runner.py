@@ -18,10 +18,11 @@ import pytest
 from conftest import GOLDEN, compose_cfg, lake_digest, lake_files, lake_manifests, read_table
 
 from bear import __version__
-from bear.checks import check_tables
-from bear.model import day_number, day_to_date
-from bear.runner import RunError, backfill
-from bear.schemas import TABLES, TRANSACTIONS
+from bear.core.calendar import day_number, day_to_date
+from bear.core.schemas import TABLES, TRANSACTIONS
+from bear.run.backfill import backfill
+from bear.run.prepare import RunError
+from bear.verify.checks import check_tables
 
 BEAR = str(Path(sys.executable).with_name("bear"))
 TESTS = str(Path(__file__).parent)

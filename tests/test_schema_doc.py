@@ -7,9 +7,9 @@ from pathlib import Path
 
 from conftest import compose_cfg
 
-from bear.generate import generate
-from bear.schema_doc import render
-from bear.schemas import ADVANCED_MESS, NULL_COLUMNS, STYLE_COLUMNS
+from bear.cli.schema_doc import render
+from bear.core.schemas import ADVANCED_MESS, NULL_COLUMNS, STYLE_COLUMNS
+from bear.run.generate import generate
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 

@@ -19,12 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import compose_cfg
 
-from bear.runner import backfill
-from bear.schemas import TABLE_CODE
-from bear.sink import open_sink
-from bear.verify import verify_lake
-from bear.verify_report import CHECKS, Report
-from bear.writer import encode
+from bear.core.schemas import TABLE_CODE
+from bear.lake.parquet import encode
+from bear.lake.sink import open_sink
+from bear.run.backfill import backfill
+from bear.verify.audit import verify_lake
+from bear.verify.findings import CHECKS, Report
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 

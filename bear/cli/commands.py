@@ -1,0 +1,141 @@
+"""What each `bear` command does once the config is composed and valid."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from bear.config.schema import BearConfig
+from bear.lake.layout import CHECKPOINT, PLAN, REPORT_HTML, expected_partitions
+from bear.lake.sink import Sink, SinkAuthError, open_sink
+from bear.lake.state import config_change, is_complete, other_config, read_json
+from bear.run.report import summary_table
+
+log = logging.getLogger("bear")
+FAMILIES = ("carts", "cart_items", "orders", "order_items", "returns", "return_items")
+
+
+def _out(line: str = "") -> None:
+    print(line, file=sys.stdout)
+
+
+def cmd_run(cfg: BearConfig) -> int:
+    from bear.run.backfill import backfill
+
+    doc = backfill(cfg)
+    if doc.get("nothing_to_do"):
+        _out(f"lake {doc['lake']} is complete: nothing to do (bear status shows it; bear verify audits it)")
+        return 0
+    if doc.get("dry_run"):
+        from bear.run.dryrun import format_dry_run
+
+        for line in format_dry_run(doc):
+            _out(line)
+        return 0
+    _out(summary_table(doc))
+    _out(f"report: {doc['lake']}/{REPORT_HTML}")
+    return 0
+
+
+def same_config_lake(cfg: BearConfig) -> tuple[Sink, dict | None]:
+    """The sink and its lake's plan (None: no lake yet); a lake of another config is one line and exit 2, at once,
+    before any planning or reading."""
+    from bear.run.prepare import RunError
+
+    sink = open_sink(cfg.sink)
+    plan = read_json(sink, PLAN)
+    change = config_change(plan, cfg) if plan is not None else None
+    if change:
+        raise RunError(other_config(sink.display, change), exit_code=2)
+    return sink, plan
+
+
+def cmd_plan(cfg: BearConfig) -> int:
+    from bear.run.prepare import prepare
+
+    try:
+        same_config_lake(cfg)
+    except SinkAuthError:  # a plan needs no credentials: without them there is no lake to compare with
+        log.debug("plan: the lake is not readable without credentials; not compared")
+    p = prepare(cfg)
+    sink = open_sink(cfg.sink)
+    parts = {t: len(names) for t, names in expected_partitions(p.plan).items()}
+    if cfg.json:
+        _out(json.dumps({**p.plan, "partitions": parts, "lake": sink.display}, indent=2))
+        return 0
+    days = p.model.end_day - p.model.start_day + 1
+    _out(f"plan for {sink.display}: {cfg.run.start} .. {cfg.run.end} ({days} days) in {len(p.works)} chunks "
+         f"of {cfg.run.chunk_days} days, seed {cfg.run.seed}, mess {cfg.mess.level}")
+    _out(f"fingerprint {p.fp[:16]}  plan {p.plan['plan_fingerprint'][:16]}")
+    _out(f"{'chunk':>5}  {'window':<22}" + "".join(f"{f:>13}" for f in FAMILIES) + "   first cart/order/return id")
+    for w in p.works:
+        pl = w.plan
+        ids = pl.first_ids
+        _out(f"{pl.chunk.index:>5}  {pl.chunk.name:<22}" + "".join(f"{pl.rows[f]:>13,}" for f in FAMILIES)
+             + f"   {ids['carts']}/{ids['orders']}/{ids['returns']}")
+    totals = p.plan["totals"]
+    _out(f"{'total':>5}  {'':<22}" + "".join(f"{totals[f]:>13,}" for f in FAMILIES))
+    _out(f"{'/day':>5}  {'':<22}" + "".join(f"{totals[f] / days:>13,.0f}" for f in FAMILIES))
+    _out(f"dimensions: customers {cfg.generator.customers:,}, product_catalog {cfg.generator.products:,}")
+    _out("partitions: " + ", ".join(f"{t} {n:,}" for t, n in parts.items()))
+    _out("nothing written (dry run)")
+    return 0
+
+
+def cmd_status(cfg: BearConfig) -> int:
+    sink, plan = same_config_lake(cfg)
+    ck = read_json(sink, CHECKPOINT) if plan is not None else None
+    if cfg.json:
+        state = None if plan is None else "complete" if is_complete(plan, ck) else "in progress"
+        _out(json.dumps({"lake": sink.display, "state": state, "checkpoint": ck,
+                         "plan": None if plan is None else {k: plan[k] for k in ("fingerprint", "plan_fingerprint",
+                                                                                  "totals", "created_at")}
+                         | {"chunks": len(plan["chunks"]), "range": plan["plan_config"]["run"]}}, indent=2))
+        return 0
+    if plan is None:
+        _out(f"no bear run at {sink.display}")
+        return 0
+    total = len(plan["chunks"])
+    done = ck["committed_chunks"] if ck else 0
+    state = "complete" if is_complete(plan, ck) else "in progress (resumable)"
+    _out(f"lake {sink.display}: {state}")
+    _out(f"range {plan['plan_config']['run']['start']} .. {plan['plan_config']['run']['end']}, "
+         f"fingerprint {plan['fingerprint'][:16]}")
+    _out(f"chunks committed {done}/{total}; last committed date {ck['last_committed_date'] if ck else None}; "
+         f"dimensions {'committed' if ck and ck['dimensions_committed'] else 'pending'}")
+    if ck:
+        _out("id high-water: " + ", ".join(f"{k} {v:,}" for k, v in ck["id_high_water"].items()))
+        _out(f"partitions {ck['partitions']:,}; rows so far {sum(ck['rows'].values()):,}; "
+             f"bytes {sum(ck['bytes'].values()):,}")
+        for table, rows in sorted(ck["rows"].items()):
+            _out(f"  {table:<16} {rows:>14,} rows {ck['bytes'][table]:>16,} bytes")
+    expected = sum(plan["totals"].values())
+    _out(f"planned transactional rows {expected:,}")
+    return 0
+
+
+def cmd_verify(cfg: BearConfig) -> int:
+    from bear.verify.audit import verify_command
+
+    same_config_lake(cfg)
+    return verify_command(cfg)
+
+
+def interrupted(cfg: BearConfig) -> str:
+    """The one line for Ctrl-C: how far a run got (its checkpoint) and how to go on."""
+    if cfg.command != "run" or cfg.sink.dry_run:
+        return "interrupted"
+    try:
+        sink = open_sink(cfg.sink)
+        plan, ck = read_json(sink, PLAN), read_json(sink, CHECKPOINT)
+    except Exception:  # the state itself is out of reach: say what is certain
+        plan = None
+    if plan is None:
+        return "interrupted before the run started; nothing was committed"
+    done = ck["committed_chunks"] if ck else 0
+    return f"interrupted: {done} of {len(plan['chunks'])} chunks committed; rerun the same command to resume"
+
+
+def dispatch(cfg: BearConfig) -> int:
+    return {"run": cmd_run, "plan": cmd_plan, "status": cmd_status, "verify": cmd_verify}[cfg.command](cfg)

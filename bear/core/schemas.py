@@ -1,0 +1,239 @@
+"""The eight tables: columns (type, nullability, meaning), keys, partitioning and mess targets.
+
+This is the one place a table's shape is defined: the writer, the mess, `bear verify` and the
+data dictionary (`docs/schema.md`, rendered by `bear.schema_doc`) all read it. Pinning the
+schema (instead of letting Arrow infer it per chunk) keeps every file of a table readable as
+one dataset, even where mess nulls a whole column in some partition.
+
+Column names follow the bronze contract v1 the raw zone's consumer reads: renaming,
+removing or retyping a column breaks it; adding a nullable column does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bear.core.money import MONEY
+
+TS = pa.timestamp("us")
+S = pa.string()
+DATE = pa.date32()
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+
+
+EVENT_ID_PREFIX = "evt_"  # event_id = this + 16 hex digits of (table code << 52 | the row's key)
+LINEAGE_COLUMNS = (
+    Column("batch_id", S, "the partition's batch: `<config fingerprint[:12]>-<table>-<partition value>`"),
+    Column("ingestion_ts", TS, "when the nightly batch landed it: 02:00 UTC the day after the partition's day "
+                                      "(product_catalog: the run's start)"),
+    Column("event_id", S, "`evt_` + 16 hex digits (table code in the top 12 bits, the row's key below); unique "
+                          "per row, the same in every rerun"),
+    Column("source_file", S, "the file's path relative to the lake root"),
+)
+INGEST_DT = Column("ingest_dt", DATE, "the partition's day (equal to the path's `ingest_dt=`)")
+
+_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "customers": (
+        Column("customer_id", S, "`CUST-00000001` (registered) or `GUEST-00000001` (guest); one number sequence"),
+        Column("first_name", S, "first name"),
+        Column("last_name", S, "last name"),
+        Column("email", S, "`first.last<customer number>@domain`, lower case"),
+        Column("phone_number", S, "`+1-AAA-EEE-LLLL`"),
+        Column("signup_date", DATE, "registration day; a guest's first contact (the day of its first cart); "
+                                    "equal to the path's `signup_date=`"),
+        Column("gender", S, "Female, Male, Non-binary"),
+        Column("age", pa.int16(), "18-80"),
+        Column("is_guest", pa.bool_(), "checked out without an account"),
+        Column("customer_status", S, "Active, Inactive, Suspended"),
+        Column("signup_channel", S, "Website, Email, Social Media, Phone"),
+        Column("loyalty_tier", S, "Platinum, Gold, Silver, Bronze at the run's end (never below the initial "
+                                  "tier); null without a tier and for guests"),
+        Column("initial_loyalty_tier", S, "tier at signup; null without a tier and for guests"),
+        Column("email_verified", pa.bool_(), "always false for guests"),
+        Column("marketing_opt_in", pa.bool_(), "opted in to marketing"),
+        Column("mailing_address", S, "`<no> <street>, <city>, <state> <zip>`"),
+        Column("billing_address", S, "the mailing address for 80 %, another address otherwise"),
+        Column("loyalty_enrollment_date", DATE, "0-30 days after signup; null without a tier and for guests"),
+        Column("clv_bucket", S, "Low, Medium, High from net spend at the run's end"),
+    ),
+    "product_catalog": (
+        Column("product_id", pa.int64(), "1..N, gap-free"),
+        Column("product_name", S, "`<adjective> <noun> <number>`"),
+        Column("category", S, "Books, Clothing, Electronics, Home, Toys (equal to the path's `category=`)"),
+        Column("unit_price", MONEY, "list price, 5.00-250.00"),
+        Column("cost_price", MONEY, "40-70 % of unit_price"),
+        Column("inventory_quantity", pa.int32(), "100-250"),
+    ),
+    "shopping_carts": (
+        Column("cart_id", S, "`CART-00000001`, gap-free, rising with created_at"),
+        Column("customer_id", S, "the shopper (customers.customer_id)"),
+        Column("created_at", TS, "first item added; decides the partition"),
+        Column("updated_at", TS, "last change (the checkout for converted carts), >= created_at"),
+        Column("cart_total", MONEY, "sum of the cart's item lines (0 for emptied carts, which keep no lines)"),
+        Column("status", S, "open, converted, abandoned, emptied"),
+    ),
+    "cart_items": (
+        Column("cart_item_id", pa.int64(), "gap-free from 1"),
+        Column("cart_id", S, "the cart (shopping_carts.cart_id), in whose partition the line sits"),
+        Column("product_id", pa.int64(), "product_catalog.product_id; once per cart"),
+        Column("product_name", S, "the product's name"),
+        Column("category", S, "the product's category"),
+        Column("added_at", TS, "between the cart's created_at and updated_at"),
+        Column("quantity", pa.int32(), "units, >= 1"),
+        Column("unit_price", MONEY, "the product's unit_price"),
+    ),
+    "orders": (
+        Column("order_id", S, "`ORD-00000001`, gap-free, rising with order_date"),
+        Column("customer_id", S, "the buyer (customers.customer_id)"),
+        Column("cart_id", S, "the converted cart (shopping_carts.cart_id); an addition to the reference schema"),
+        Column("total_items", pa.int32(), "units ordered (spiked one day a month at medium/heavy mess)"),
+        Column("order_date", TS, "checkout, the cart's day; decides the partition"),
+        Column("email", S, "the customer's email"),
+        Column("order_channel", S, "Web, Phone, Social, Ebay, NewEgg"),
+        Column("is_expedited", pa.bool_(), "expedited handling"),
+        Column("customer_tier", S, "Bronze, Silver, Gold, Platinum earned from net spend before this order"),
+        Column("gross_total", MONEY, "sum of the lines' quantity x unit_price"),
+        Column("net_total", MONEY, "gross_total - total_discount_amount"),
+        Column("total_discount_amount", MONEY, "sum of the lines' discount_amount"),
+        Column("payment_method", S, "Credit Card, PayPal, Apple Pay, Gift Card (allowed per channel)"),
+        Column("shipping_speed", S, "Standard, Two-Day, Overnight"),
+        Column("shipping_cost", MONEY, "what the customer paid for shipping"),
+        Column("actual_shipping_cost", MONEY, "what shipping cost the business"),
+        Column("payment_processing_fee", MONEY, "net_total x the payment method's fee rate"),
+        Column("agent_id", S, "`CSR-0001`..`CSR-0020` for phone orders, `ONLINE` otherwise"),
+        Column("shipping_address", S, "the customer's mailing address"),
+        Column("billing_address", S, "the customer's billing address"),
+        Column("clv_bucket", S, "Low, Medium, High from net spend including this order"),
+        Column("is_reactivated", pa.bool_(), "first visit after a 200-400 day lapse"),
+    ),
+    "order_items": (
+        Column("order_id", S, "the order (orders.order_id), in whose partition the line sits"),
+        Column("product_id", pa.int64(), "product_catalog.product_id; once per order"),
+        Column("product_name", S, "the product's name"),
+        Column("category", S, "the product's category"),
+        Column("quantity", pa.int32(), "units, >= 1"),
+        Column("unit_price", MONEY, "the product's unit_price"),
+        Column("discount_amount", MONEY, "5-25 % of the line's gross for 20 % of lines, else 0"),
+        Column("cost_price", MONEY, "the product's cost_price"),
+    ),
+    "returns": (
+        Column("return_id", S, "`RTN-00000001`, gap-free; from its order's chunk block"),
+        Column("order_id", S, "the returned order (orders.order_id)"),
+        Column("customer_id", S, "the order's customer"),
+        Column("email", S, "the order's email"),
+        Column("return_date", TS, "1-365 days after the order; decides the partition"),
+        Column("reason", S, "Damaged, Defective, Wrong Item, Not as Described, Changed Mind, Size/Fit"),
+        Column("return_type", S, "Full, Partial"),
+        Column("refunded_amount", MONEY, "sum of the return's item refunds"),
+        Column("return_channel", S, "Online, Mail, Store, Phone (configurable)"),
+        Column("agent_id", S, "`CSR-0001`..`CSR-0020` for phone returns, `ONLINE` otherwise"),
+        Column("refund_method", S, "Original Payment, Store Credit, Gift Card (configurable)"),
+    ),
+    "return_items": (
+        Column("return_item_id", pa.int64(), "gap-free from 1"),
+        Column("return_id", S, "the return (returns.return_id), in whose partition the line sits"),
+        Column("order_id", S, "the order the line was bought in"),
+        Column("product_id", pa.int64(), "with order_id, the order line returned (at most once)"),
+        Column("product_name", S, "the product's name"),
+        Column("category", S, "the product's category"),
+        Column("quantity_returned", pa.int32(), "1..the quantity bought"),
+        Column("unit_price", MONEY, "the product's unit_price"),
+        Column("cost_price", MONEY, "the product's cost_price"),
+        Column("refunded_amount", MONEY, "share of the line's net paid, full or partial by reason"),
+    ),
+}
+
+TABLES = tuple(_COLUMNS)
+DIMENSIONS = ("customers", "product_catalog")
+TRANSACTIONS = ("shopping_carts", "cart_items", "orders", "order_items", "returns", "return_items")
+TABLE_CODE = {t: i + 1 for i, t in enumerate(TABLES)}
+PARTITION_KEY = {t: "ingest_dt" for t in TRANSACTIONS} | {"customers": "signup_date", "product_catalog": "category"}
+# What a row's partition date is, per transactional table (children sit with their parent).
+EVENT_COLUMN = {
+    "shopping_carts": "created_at", "cart_items": None, "orders": "order_date", "order_items": None,
+    "returns": "return_date", "return_items": None,
+}
+PRIMARY_KEY = {
+    "customers": ("customer_id",), "product_catalog": ("product_id",), "shopping_carts": ("cart_id",),
+    "cart_items": ("cart_item_id",), "orders": ("order_id",), "order_items": ("order_id", "product_id"),
+    "returns": ("return_id",), "return_items": ("return_item_id",),
+}
+# Mess targets (bear.mess): stylistic mess (whitespace, casing) on these label columns ...
+STYLE_COLUMNS = {
+    "customers": ("gender", "customer_status", "clv_bucket"),
+    "product_catalog": ("product_name",),
+    "shopping_carts": ("status",),
+    "cart_items": ("product_name",),
+    "orders": ("payment_method", "shipping_speed", "clv_bucket"),
+    "order_items": ("product_name",),
+    "returns": ("reason", "return_type", "return_channel"),
+    "return_items": ("product_name",),
+}
+# ... random nulls on these optional columns ...
+NULL_COLUMNS = {
+    "customers": ("email_verified", "marketing_opt_in"),
+    "shopping_carts": ("updated_at",),
+    "cart_items": ("added_at",),
+    "orders": ("agent_id",),
+    "returns": ("agent_id",),
+}
+# ... and, at the levels with `advanced` mess, these injections of the predecessor's generator.
+ADVANCED_MESS = {"orders": {"total_items": "spike"}, "returns": {"reason": "redrawn"}}
+# These columns are null by their meaning (no tier), whatever the mess.
+OPTIONAL_COLUMNS = {"customers": ("loyalty_tier", "initial_loyalty_tier", "loyalty_enrollment_date")}
+
+
+def columns(table: str) -> tuple[Column, ...]:
+    """A table's columns in file order: its own, the partition column where the path alone had it, lineage."""
+    own = _COLUMNS[table]
+    partition = (INGEST_DT,) if table in TRANSACTIONS else ()
+    return (*own, *partition, *LINEAGE_COLUMNS)
+
+
+def nullable(table: str, column: str) -> bool:
+    return column in NULL_COLUMNS.get(table, ()) or column in OPTIONAL_COLUMNS.get(table, ())
+
+
+# What goes into the Parquet files. The partition column is a real column too (same value as the path), so a
+# file read alone has it; hive-aware readers see one column. Non-nullable columns are Parquet REQUIRED.
+SCHEMAS: dict[str, pa.Schema] = {
+    t: pa.schema([pa.field(c.name, c.type, nullable=nullable(t, c.name)) for c in columns(t)]) for t in TABLES
+}
+
+
+def dictionary_columns(table: str) -> list[str]:
+    """Low-cardinality string columns worth dictionary encoding (everything but IDs, names, addresses, lineage)."""
+    skip = {"customer_id", "cart_id", "order_id", "return_id", "email", "phone_number", "first_name", "last_name",
+            "mailing_address", "billing_address", "event_id"}
+    return [f.name for f in SCHEMAS[table] if f.type == S and f.name not in skip]
+
+# Foreign keys (child, columns, parent, parent columns) and "every parent has a line" pairs of DESIGN §6.
+LINKS = (
+    ("cart_items", ("cart_id",), "shopping_carts", ("cart_id",)),
+    ("orders", ("cart_id",), "shopping_carts", ("cart_id",)),
+    ("order_items", ("order_id",), "orders", ("order_id",)),
+    ("returns", ("order_id",), "orders", ("order_id",)),
+    ("return_items", ("return_id",), "returns", ("return_id",)),
+    ("return_items", ("order_id", "product_id"), "order_items", ("order_id", "product_id")),
+    ("shopping_carts", ("customer_id",), "customers", ("customer_id",)),
+    ("orders", ("customer_id",), "customers", ("customer_id",)),
+    ("returns", ("customer_id",), "customers", ("customer_id",)),
+    ("cart_items", ("product_id",), "product_catalog", ("product_id",)),
+    ("order_items", ("product_id",), "product_catalog", ("product_id",)),
+    ("return_items", ("product_id",), "product_catalog", ("product_id",)),
+)
+HAS_LINES = (("orders", "order_items", "order_id"), ("returns", "return_items", "return_id"))
+ID_COLUMNS = {"shopping_carts": "cart_id", "cart_items": "cart_item_id", "orders": "order_id",
+              "returns": "return_id", "return_items": "return_item_id"}
+ID_FAMILIES = ("carts", "cart_items", "orders", "returns", "return_items")  # ID blocks the planner reserves per chunk
+PADDING = ((1, 1), (1, 2), (2, 1), (2, 2))  # whitespace mess: spaces before and after the value
+CASINGS = (pc.utf8_upper, pc.utf8_lower, pc.utf8_title)  # casing mess

@@ -1,0 +1,128 @@
+"""Deliberate, deterministic mess, with a ledger of every value it touched.
+
+Draws are keyed by (table, column, row key), so the same row gets the same mess in any
+chunking. Keys and partition columns are never touched and no row is dropped. The
+ledger (column -> kind -> per-row mask) becomes the per-partition mess counts in each
+manifest: ground truth for data-quality exercises.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bear.core.calendar import DAY_S
+from bear.core.rows import Ledger
+from bear.core.schemas import ADVANCED_MESS, CASINGS, NULL_COLUMNS, PADDING, STYLE_COLUMNS
+from bear.core.vocab import RETURN_REASONS
+from bear.gen.model import Model
+
+# Made once: building a string scalar probes optional imports on every call.
+_SPACES = [pa.scalar(" " * k, pa.string()) for k in range(3)]
+
+def _styled_vocabulary(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Every styled variant of `values`: variant (pad, case) = PADDING[pad - 1] around CASINGS[case - 1] of
+    the values (0 = untouched), at offset (pad * (len(CASINGS) + 1) + case) * len(values); and whether each
+    casing changes each value ([case - 1, value]): lower-casing "open" is no mess and is not counted."""
+    cased = [values, *(fn(values) for fn in CASINGS)]
+    variants = [pc.binary_join_element_wise(_SPACES[before], v, _SPACES[after], _SPACES[0])
+                for before, after in ((0, 0), *PADDING) for v in cased]
+    differs = np.stack([pc.fill_null(pc.not_equal(v, values), False).to_numpy(zero_copy_only=False)
+                        for v in cased[1:]])
+    return pa.concat_arrays(variants), differs
+
+
+def _pick(u: np.ndarray, rate: float, k: int) -> np.ndarray:
+    """0 where u >= rate, else one of 1..k: below `rate`, u / rate is uniform again, so one draw decides both
+    whether a value is hit and how."""
+    hit = u < rate
+    return np.where(hit, np.minimum((u / max(rate, 1e-300) * k).astype(np.int64), k - 1) + 1, 0)
+
+
+def _codes(arr: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A dictionary array's codes (0 under nulls) and its null mask (None without nulls)."""
+    if not arr.null_count:
+        return arr.indices.to_numpy(), None
+    return (pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False),
+            arr.is_null().to_numpy(zero_copy_only=False))
+
+
+def _recode(codes: np.ndarray, dictionary: pa.Array, null: np.ndarray | None) -> pa.DictionaryArray:
+    mask = null if null is not None and null.any() else None
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False), mask=mask), dictionary)
+
+
+def _as_dictionary(arr: pa.Array) -> pa.DictionaryArray:
+    return arr if pa.types.is_dictionary(arr.type) else arr.dictionary_encode()
+
+
+def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndarray,
+               event_s: np.ndarray, related: dict | None = None) -> Ledger:
+    """Mess `cols` in place; returns what was done. `related` carries return-item categories for reasons.
+
+    Text columns are (or become) dictionary arrays: a styled value is a code pointing at a
+    styled copy of the vocabulary, so mess costs a few integer operations per row.
+    """
+    ledger: Ledger = {}
+    if not model.mess_on:
+        return ledger
+    rng = model.rng
+    if model.advanced_mess and table == "orders":
+        ledger["total_items"] = {ADVANCED_MESS[table]["total_items"]: _spike(model, cols, event_s, key)}
+    if model.advanced_mess and table == "returns" and related is not None:
+        ledger["reason"] = {ADVANCED_MESS[table]["reason"]: _redraw_reasons(model, cols, key, related)}
+    for col in STYLE_COLUMNS.get(table, ()):
+        # whitespace and casing are independent kinds, each hitting style_rate of the values
+        pad = _pick(rng.uniform(f"mess/whitespace/{table}/{col}", key), model.style_rate, len(PADDING))
+        case = _pick(rng.uniform(f"mess/casing/{table}/{col}", key), model.style_rate, len(CASINGS))
+        padded, cased = pad > 0, case > 0
+        arr = _as_dictionary(cols[col])
+        codes, null = _codes(arr)
+        vocabulary, differs = _styled_vocabulary(arr.dictionary)
+        variant = pad * (len(CASINGS) + 1) + case
+        cols[col] = _recode(codes + variant * len(arr.dictionary), vocabulary, null)
+        valid = np.ones(len(codes), dtype=bool) if null is None else ~null
+        ledger.setdefault(col, {}).update(whitespace=padded & valid,
+                                          casing=cased & valid & differs[np.maximum(case - 1, 0), codes])
+    for col in NULL_COLUMNS.get(table, ()):
+        hit = rng.uniform(f"mess/null/{table}/{col}", key) < model.null_rate
+        arr = cols[col]
+        if pa.types.is_dictionary(arr.type):
+            codes, null = _codes(arr)
+            cols[col] = _recode(codes, arr.dictionary, hit if null is None else hit | null)
+        else:
+            cols[col] = pc.if_else(pa.array(hit), pa.nulls(len(hit), arr.type), arr)
+        ledger.setdefault(col, {})["null"] = hit
+    return ledger
+
+
+def _spike(model: Model, cols: dict[str, pa.Array], event_s: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """One day a month, every order's total_items is multiplied (a broken upstream counter)."""
+    day = event_s // DAY_S
+    month = day.astype("datetime64[D]").astype("datetime64[M]")
+    month_i = month.astype(np.int64)
+    first = month.astype("datetime64[D]").astype(np.int64)
+    length = (month + 1).astype("datetime64[D]").astype(np.int64) - first
+    spike_day = first + (model.rng.uniform("mess/spike_day", month_i) * length).astype(np.int64)
+    hit = day == spike_day
+    lo, hi = model.spike_factor
+    factor = model.rng.integers("mess/spike_factor", lo, hi, month_i)
+    items = cols["total_items"].to_numpy(zero_copy_only=False)
+    cols["total_items"] = pa.array(np.where(hit, items * factor, items).astype(np.int32))
+    return hit
+
+
+def _redraw_reasons(model: Model, cols: dict[str, pa.Array], key: np.ndarray, related: dict) -> np.ndarray:
+    """Some return reasons are re-drawn, biased toward what the first returned item's category suggests."""
+    rng = model.rng
+    hit = rng.uniform("mess/redraw", key) < model.style_rate
+    biased = rng.uniform("mess/redraw_bias", key) < model.reason_bias
+    random_reason = rng.integers("mess/redraw_reason", 0, len(RETURN_REASONS) - 1, key)
+    new = np.where(biased, model.category_reason[related["first_category"]], random_reason)
+    arr = cols["reason"]
+    if arr.dictionary.to_pylist() != list(RETURN_REASONS):
+        raise ValueError("returns.reason must be coded over RETURN_REASONS (bear.text.labels)")
+    codes, null = _codes(arr)
+    cols["reason"] = _recode(np.where(hit, new, codes), arr.dictionary, null)
+    return hit

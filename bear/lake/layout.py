@@ -1,0 +1,71 @@
+"""Where everything lives in a lake: every folder, file and marker name, and the partitions a run makes.
+
+One owner for the lake's shape. Writers, the committer, the dry run, the report and the audit
+all take names from here, so a renamed marker or a new partition key is one edit.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bear.core.calendar import DAY_S, day_number, day_to_date
+from bear.core.schemas import DIMENSIONS, PARTITION_KEY, TRANSACTIONS
+from bear.core.vocab import CATEGORIES
+
+STATE_DIR = "_bear"
+PLAN = f"{STATE_DIR}/plan.json"
+CHECKPOINT = f"{STATE_DIR}/checkpoint.json"
+HOOKS_DIR = f"{STATE_DIR}/hooks"
+MANIFEST = "_MANIFEST.json"
+SUCCESS = "_SUCCESS"
+CHUNKS_DIR = f"{STATE_DIR}/chunks"
+REPORT_JSON = f"{STATE_DIR}/report.json"
+REPORT_HTML = f"{STATE_DIR}/report.html"
+DATA_FILE = "part-{:05d}.parquet"  # a partition's data files, numbered from 0 where a partition rolls over
+
+
+def day_partition(day: int) -> str:
+    return day_to_date(day).isoformat()
+
+
+def partition_name(table: str, value: str) -> str:
+    """A partition's folder name: `ingest_dt=2020-01-05`."""
+    return f"{PARTITION_KEY[table]}={value}"
+
+
+def partition_dir(table: str, value: str) -> str:
+    """A partition's folder relative to the lake root: `orders/ingest_dt=2020-01-05`."""
+    return f"{table}/{partition_name(table, value)}"
+
+
+def ingestion_seconds(day: int) -> int:
+    """The nightly batch that would have landed a day's data: 02:00 the next morning."""
+    return (day + 1) * DAY_S + 2 * 3600
+
+
+def summary_name(index: int) -> str:
+    return f"{CHUNKS_DIR}/{'dimensions' if index < 0 else f'chunk-{index:05d}'}.json"
+
+
+# What bear writes into a lake: run state, and in a table's partition folders its data files (and their
+# temporaries), manifests and markers. Nothing else is ever deleted by bear.
+_OWN = re.compile(
+    rf"^(?:{STATE_DIR}/.+|(?:{'|'.join(f'{t}/{k}' for t, k in PARTITION_KEY.items())})=[^/]+/"
+    rf"(?:(?:part-\d{{5}}\.parquet|{MANIFEST})|\.(?:part-\d{{5}}\.parquet|{MANIFEST})\.tmp-\d+|{SUCCESS}))$")
+
+
+def bear_files(rels: list[str]) -> list[str]:
+    """Of a lake's files (relative paths), the ones bear wrote: all that `run.restart=true` may delete."""
+    return [r for r in rels if _OWN.match(r)]
+
+
+def expected_partitions(plan: dict) -> dict[str, list[str]]:
+    """Every partition folder name a finished lake of this plan has, per table: each transactional table has one
+    per day of the run (empty days included), customers one per signup day, the catalog one per category."""
+    chunks = plan["chunks"]
+    first, last = day_number(chunks[0]["start"]), day_number(chunks[-1]["end"])
+    days = [partition_name("orders", day_partition(d)) for d in range(first, last + 1)]
+    out = dict.fromkeys(TRANSACTIONS, days)
+    out["customers"] = [partition_name("customers", d) for d in plan["signup_days"]]
+    out["product_catalog"] = [partition_name("product_catalog", c) for c in CATEGORIES]
+    return {t: out[t] for t in (*DIMENSIONS, *TRANSACTIONS)}

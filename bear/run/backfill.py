@@ -1,0 +1,173 @@
+"""The backfill driver: check the location, plan, fan chunks out to an executor, commit strictly in order.
+
+The driver owns every decision that needs the whole picture (the skeleton walk, ID
+blocks, the order of commits, the checkpoint); jobs own everything that scales
+(generating, messing, encoding and writing chunk files). A crash anywhere loses at most
+uncommitted chunks, which a rerun regenerates byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bear.config.schema import BearConfig
+from bear.lake.layout import CHECKPOINT, CHUNKS_DIR, HOOKS_DIR, PLAN, REPORT_JSON, STATE_DIR, bear_files
+from bear.lake.sink import Sink, open_sink
+from bear.lake.state import (
+    config_change,
+    empty_checkpoint,
+    is_complete,
+    now_iso,
+    other_config,
+    read_json,
+    sweep_temporaries,
+    write_json,
+)
+from bear.run import report
+from bear.run.commit import Committer, load_hooks
+from bear.run.executors import InProcessExecutor, Job, RayExecutor, commit_in_order, start_ray
+from bear.run.jobs import JobResult, chunk_job, dimensions_job
+from bear.run.prepare import Prepared, RunError, prepare
+from bear.run.progress import Progress
+
+log = logging.getLogger("bear")
+
+
+def preflight(sink: Sink, cfg: BearConfig) -> dict[str, Any] | None:
+    """Before any planning or Ray: the location is usable, and holds nothing or a lake of this config (returns
+    its plan); a lake of another config is refused, or with run.restart=true emptied of what bear wrote; a
+    location that holds anything else is always refused."""
+    sink.check_writable()
+    sweep_temporaries(sink, [STATE_DIR, CHUNKS_DIR, HOOKS_DIR])  # state a killed run left half-written
+    old = read_json(sink, PLAN)
+    change = config_change(old, cfg) if old is not None else None
+    if change:
+        if not cfg.run.restart:
+            raise RunError(other_config(sink.display, change), exit_code=2)
+        everything = sink.find("")
+        own = bear_files(everything)
+        log.warning("run.restart=true: deleting the previous lake at %s (%d files bear wrote; %d others kept)",
+                    sink.display, len(own), len(everything) - len(own))
+        sink.delete(own)
+        return None
+    if old is None and sink.find(""):
+        raise RunError(
+            f"{sink.display} is not empty and is not a bear lake (no {PLAN}); bear writes only into an empty "
+            f"location or a lake it wrote, and deletes nothing else, run.restart=true included: point "
+            f"sink.root/sink.prefix at an empty or new location",
+            exit_code=2,
+        )
+    return old
+
+
+class Tally:
+    """What the jobs reported, summed over this run."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.nodes: dict[str, int] = {}
+        self.peak_rss_mb = 0.0
+
+    def add(self, result: JobResult) -> None:
+        for k, v in result.seconds.items():
+            self.seconds[k] = self.seconds.get(k, 0.0) + v
+        self.nodes[result.node] = self.nodes.get(result.node, 0) + 1
+        self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
+
+
+def _jobs(executor: InProcessExecutor | RayExecutor, p: Prepared, ck: dict[str, Any]) -> list[Job]:
+    """What is left to do, in commit order: the dimension tables (unless committed), then uncommitted chunks."""
+    cfg = p.cfg
+    lookups = executor.share(p.lookups)
+    jobs: list[Job] = []
+    if not ck["dimensions_committed"]:
+        jobs.append(("dimension tables", lambda: executor.submit(dimensions_job, cfg, lookups, p.fp, p.final_spend_c)))
+    jobs += [(f"chunk {w.plan.chunk.index} ({w.plan.chunk.name})",
+              lambda w=w: executor.submit(chunk_job, cfg, lookups, p.fp, executor.share(w)))
+             for w in p.works if w.plan.chunk.index >= ck["committed_chunks"]]
+    return jobs
+
+
+def backfill(cfg: BearConfig) -> dict:
+    """Run (or resume) the configured backfill; returns the run report (dry run: the listing, nothing written)."""
+    t_start = time.perf_counter()
+    hooks = load_hooks(list(cfg.hooks.post_export))
+    sink = open_sink(cfg.sink)
+    if cfg.sink.dry_run:
+        from bear.run.dryrun import dry_run
+
+        return dry_run(prepare(cfg), sink)
+    old = preflight(sink, cfg)
+    ck = read_json(sink, CHECKPOINT) if old is not None else None
+    if is_complete(old, ck):
+        return {**(read_json(sink, REPORT_JSON) or {}), "nothing_to_do": True, "lake": sink.display}
+    with contextlib.ExitStack() as stack:
+        if cfg.ray.kind == "inprocess":
+            p, executor = prepare(cfg), InProcessExecutor()
+        else:
+            with ThreadPoolExecutor(max_workers=1) as planner:
+                planning = planner.submit(prepare, cfg)  # one core's work: Ray starts meanwhile
+                if start_ray(cfg.ray):
+                    import ray
+
+                    stack.callback(ray.shutdown)
+                p, executor = planning.result(), RayExecutor(cfg.ray)
+        t_ray = time.perf_counter()
+        if old is None:
+            write_json(sink, PLAN, p.plan)
+        ck = ck or empty_checkpoint(p.plan)
+        committer = Committer(sink, p.works, ck, hooks)
+        total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
+        log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.works),
+                 len(p.works) - ck["committed_chunks"], f"{total_rows:,}", sink.display)
+        progress = Progress(cfg.logging.progress, len(p.works), total_rows, ck["committed_chunks"],
+                            sum(ck["rows"].values()))
+        stack.callback(progress.close)
+        workers = executor.workers
+        if isinstance(executor, RayExecutor):
+            import ray
+
+            nodes = sum(1 for n in ray.nodes() if n["Alive"])
+            if sink.is_local and nodes > 1:
+                log.warning("sink=local on a %d-node Ray cluster: every node writes its chunks under %s on its own "
+                            "disk, so the lake is whole only if that path is one shared file system on all nodes; "
+                            "otherwise use sink=gcs", nodes, sink.display)
+        tally = Tally()
+
+        def commit(result: JobResult) -> None:
+            tally.add(result)
+            committer.commit(result)
+            progress.update(ck["committed_chunks"], sum(ck["rows"].values()))
+
+        t_ready = time.perf_counter()
+        last_result_at = commit_in_order(executor, _jobs(executor, p, ck), commit,
+                                         cfg.ray.max_in_flight or max(2, 2 * workers))
+        t_done = time.perf_counter()
+    t_end = time.perf_counter()
+    run = {
+        "lake": sink.display,
+        "fingerprint": p.fp,
+        "chunks": len(p.works),
+        "wall_seconds": round(t_end - t_start, 3),
+        "rows_written_by_this_run": sum(ck["rows"].values()) - progress.start_rows,
+        "driver_seconds": {**{k: round(v, 3) for k, v in p.seconds.items()},
+                           "ray_start": round(t_ray - t_start, 3),  # in parallel with lookups and plan
+                           "startup": round(t_ready - t_start, 3),  # until the first job could go out
+                           "commit": round(committer.commit_s, 3),
+                           "after_last_job": round(t_done - (last_result_at or t_done), 3),  # its commit
+                           "ray_stop": round(t_end - t_done, 3)},
+        "worker_seconds": {k: round(v, 3) for k, v in tally.seconds.items()},
+        "jobs_per_node": tally.nodes,
+        "worker_count": workers,
+        "worker_peak_rss_mb": round(tally.peak_rss_mb, 1),
+        "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "finished_at": now_iso(),
+    }
+    doc = report.build(sink, p.plan, run)
+    report.publish(sink, doc)
+    return doc

@@ -1,0 +1,105 @@
+"""`sink.dry_run=true`: every object a run would write, from the plan alone; nothing is written.
+
+The skeleton walk already knows each day's row count per table (`ChunkPlan.day_rows`) and
+the lookups know the dimension partitions, so the listing is exact without generating a
+row: every partition gets `_MANIFEST.json` and `_SUCCESS`, and a `part-00000.parquet` when
+it holds rows. A lake that already holds this run is read (never written) so the listing
+is what a resume would still write. Run state under `_bear/` (plan, checkpoint, chunk
+summaries, report) is named as a whole, not object by object. Limit: a partition whose
+data outgrows output.target_file_mb rolls over into part-00001...; the listing shows its
+first file only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bear.core.schemas import TRANSACTIONS
+from bear.core.vocab import CATEGORIES
+from bear.lake.layout import CHECKPOINT, DATA_FILE, MANIFEST, PLAN, STATE_DIR, SUCCESS, day_partition, partition_dir
+from bear.lake.sink import Sink
+from bear.lake.state import read_json
+from bear.run.prepare import Prepared
+
+FAMILY = {"shopping_carts": "carts"}  # plan row families are named like their tables, except carts
+
+
+@dataclass
+class Planned:
+    path: str  # relative to the lake root
+    rows: int | None = None  # data files only
+
+
+def _partition(table: str, value: str, rows: int) -> list[Planned]:
+    base = partition_dir(table, value)
+    data = [Planned(f"{base}/{DATA_FILE.format(0)}", rows)] if rows else []
+    return [*data, Planned(f"{base}/{MANIFEST}"), Planned(f"{base}/{SUCCESS}")]
+
+
+def planned_objects(p: Prepared, committed_chunks: int = 0, dimensions_done: bool = False) -> list[Planned]:
+    """Lake objects a run writes, in the order it commits them (dimensions, then chunks); run state aside."""
+    out: list[Planned] = []
+    if not dimensions_done:
+        codes, counts = np.unique(p.lookups.customers.signup_day, return_counts=True)
+        for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
+            out += _partition("customers", day_partition(code), n)
+        per_category = np.bincount(p.lookups.products.category.astype(np.int64), minlength=len(CATEGORIES))
+        for name, n in zip(CATEGORIES, per_category.tolist(), strict=True):
+            out += _partition("product_catalog", name, n)
+    for work in p.works[committed_chunks:]:
+        chunk = work.plan.chunk
+        for table in TRANSACTIONS:
+            per_day = work.plan.day_rows[FAMILY.get(table, table)].tolist()
+            for day, n in zip(range(chunk.start_day, chunk.end_day + 1), per_day, strict=True):
+                out += _partition(table, day_partition(day), n)
+    return out
+
+
+def dry_run(p: Prepared, sink: Sink) -> dict[str, Any]:
+    """What `bear` would write to `sink` (reading its run state if any), as a report; writes nothing."""
+    old = read_json(sink, PLAN)
+    done, dims = 0, False
+    if old is None and sink.find(""):
+        state = "it is not empty and holds no bear run: a real run would refuse (run.restart=true would empty it)"
+    elif old is None:
+        state = "no bear run there yet: the whole lake would be written"
+    elif old["plan_fingerprint"] != p.plan["plan_fingerprint"]:
+        state = ("it holds a run of a different config: a real run would refuse (run.restart=true would delete "
+                 "that lake and write this one)")
+    else:
+        ck = read_json(sink, CHECKPOINT)
+        done = ck["committed_chunks"] if ck else 0
+        dims = bool(ck and ck["dimensions_committed"])
+        state = ("it holds this run, complete: nothing left to write" if done == len(p.works) and dims else
+                 f"it holds this run with {done}/{len(p.works)} chunks committed: the rest would be written")
+    objects = planned_objects(p, done, dims)
+    tables: dict[str, dict[str, int]] = {}
+    for o in objects:
+        table = o.path.split("/", 1)[0]
+        t = tables.setdefault(table, {"partitions": 0, "data_files": 0, "rows": 0, "objects": 0})
+        t["objects"] += 1
+        t["partitions"] += o.path.endswith(SUCCESS)
+        if o.rows is not None:
+            t["data_files"] += 1
+            t["rows"] += o.rows
+    return {"dry_run": True, "lake": sink.display, "state": state, "tables": tables,
+            "objects": [{"path": o.path, "rows": o.rows} for o in objects], "state_dir": STATE_DIR}
+
+
+def format_dry_run(report: dict[str, Any]) -> Iterator[str]:
+    """The listing (one object a line, rows for data files) then a summary per table."""
+    lake = report["lake"]
+    yield f"dry run for {lake}: {report['state']}; nothing is written"
+    for o in report["objects"]:
+        yield f"{lake}/{o['path']}" + (f"  {o['rows']:,} rows" if o["rows"] is not None else "")
+    yield f"{'table':<16} {'partitions':>10} {'data files':>10} {'rows':>14} {'objects':>8}"
+    for table, t in report["tables"].items():
+        yield f"{table:<16} {t['partitions']:>10,} {t['data_files']:>10,} {t['rows']:>14,} {t['objects']:>8,}"
+    tables = report["tables"].values()
+    yield (f"{'total':<16} {sum(t['partitions'] for t in tables):>10,} {sum(t['data_files'] for t in tables):>10,} "
+           f"{sum(t['rows'] for t in tables):>14,} {len(report['objects']):>8,}")
+    yield f"plus run state under {lake}/{report['state_dir']}/ (plan, checkpoint, chunk summaries, report)"

@@ -1,0 +1,184 @@
+"""Where jobs run, and the one loop that commits their results in order, whichever runs them.
+
+`commit_in_order` keeps up to `limit` jobs in flight and hands each result to `commit`
+strictly in submission order (the checkpoint's order), however the jobs finish. An executor
+only schedules: `InProcessExecutor` runs each job in this process when its result is
+awaited (tests, `generate()`, `ray=inprocess`); `RayExecutor` runs them as Ray tasks on
+every core or node. A failed job stops the loop with one line naming the job and the
+place in bear's code it failed; what was committed stays committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from bear.config.schema import RayConfig
+from bear.lake.sink import SinkError
+from bear.run.prepare import RunError
+
+log = logging.getLogger("bear")
+
+
+class Executor(Protocol):
+    def share(self, obj: Any) -> Any:
+        """A handle every job can take as an argument instead of `obj` (Ray: one copy in the object store)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Start `fn(*args)`; returns a handle."""
+
+    def next_done(self, handles: Sequence[Any]) -> Any:
+        """One of `handles` whose job has finished (waiting for it)."""
+
+    def result(self, handle: Any) -> Any:
+        """The finished job's return value, or its exception raised."""
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        """Stop these jobs (after a failure: their results would not be committed)."""
+
+
+class InProcessExecutor:
+    """Runs each job in this process, oldest first, when a result is awaited: one job in memory at a time."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, tuple[Callable[..., Any], tuple]] = {}
+        self._results: dict[int, tuple[bool, Any]] = {}
+        self._next = 0
+
+    @property
+    def workers(self) -> int:
+        return 1
+
+    def share(self, obj: Any) -> Any:
+        return obj
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> int:
+        handle = self._next
+        self._next += 1
+        self._pending[handle] = (fn, args)
+        return handle
+
+    def next_done(self, handles: Sequence[int]) -> int:
+        handle = min(handles)
+        if handle in self._pending:
+            fn, args = self._pending.pop(handle)
+            try:
+                self._results[handle] = (True, fn(*args))
+            except Exception as exc:
+                self._results[handle] = (False, exc)
+        return handle
+
+    def result(self, handle: int) -> Any:
+        ok, value = self._results.pop(handle)
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self, handles: Sequence[int]) -> None:
+        for handle in handles:
+            self._pending.pop(handle, None)
+
+
+class RayExecutor:
+    """Runs each job as a Ray task (retried `ray.max_retries` times if its worker dies)."""
+
+    def __init__(self, cfg: RayConfig):
+        import ray
+
+        self.ray = ray
+        self.max_retries = cfg.max_retries
+        self._remote: dict[Callable[..., Any], Any] = {}
+
+    @property
+    def workers(self) -> int:
+        return int(self.ray.cluster_resources().get("CPU", 1))
+
+    def share(self, obj: Any) -> Any:
+        return self.ray.put(obj)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if fn not in self._remote:
+            self._remote[fn] = self.ray.remote(max_retries=self.max_retries)(fn)
+        return self._remote[fn].remote(*args)
+
+    def next_done(self, handles: Sequence[Any]) -> Any:
+        ready, _ = self.ray.wait(list(handles), num_returns=1)
+        return ready[0]
+
+    def result(self, handle: Any) -> Any:
+        return self.ray.get(handle)
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        for handle in handles:
+            self.ray.cancel(handle, force=True)
+
+
+def start_ray(cfg: RayConfig) -> bool:
+    """Start or join Ray; returns whether this call started it (and so must stop it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if cfg.kind == "cluster":
+        address = cfg.address or os.environ.get("RAY_ADDRESS") or "auto"
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError:
+            raise RunError(
+                f"ray=cluster: no running Ray cluster found at address {address!r}. Submit the run to a cluster "
+                f"(`ray job submit --working-dir . -- bear ray=cluster ...`), point RAY_ADDRESS or "
+                f"ray.address=HOST:PORT at its head node, or use ray=local to run on this machine; committed work "
+                f"is kept"
+            ) from None
+    else:
+        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    return True
+
+
+def failure(exc: BaseException) -> str:
+    """`ValueError: boom (at bear/gen/tables.py:123 in orders_and_items)` from a (Ray-wrapped) job exception."""
+    cause = getattr(exc, "cause", None) or exc
+    if isinstance(cause, SinkError):
+        return str(cause)  # already one line saying what failed (a GCS call) and how to fix it
+    text = str(exc) + "".join(traceback.format_tb(cause.__traceback__))  # Ray puts the remote traceback in str()
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', text)
+    ours = [f for f in frames if "/bear/" in f[0]] or frames
+    where = ""
+    if ours:
+        path, line, func = ours[-1]
+        where = f" (at {'bear/' + path.rsplit('/bear/', 1)[-1] if '/bear/' in path else path}:{line} in {func})"
+    return f"{type(cause).__name__}: {cause}{where}"
+
+
+Job = tuple[str, Callable[[], Any]]  # what it is (for the failure line), and how to submit it
+
+
+def commit_in_order(executor: Executor, jobs: list[Job], commit: Callable[[Any], None], limit: int) -> float:
+    """Run `jobs` with at most `limit` in flight and `commit` each result in list order; returns the
+    perf_counter time the last result arrived (0 without jobs)."""
+    inflight: dict[Any, int] = {}
+    done: dict[int, Any] = {}
+    nxt = submitted = 0
+    last_result_at = 0.0
+    while nxt < len(jobs):
+        while submitted < len(jobs) and len(inflight) < limit:
+            inflight[jobs[submitted][1]()] = submitted
+            submitted += 1
+        handle = executor.next_done(list(inflight))
+        i = inflight.pop(handle)
+        try:
+            done[i] = executor.result(handle)
+            last_result_at = time.perf_counter()
+        except Exception as exc:
+            executor.cancel(list(inflight))
+            raise RunError(f"{jobs[i][0]} failed: {failure(exc)}. Committed work is kept; fix the cause and "
+                           f"rerun the same command to resume.") from None
+        while nxt in done:
+            commit(done.pop(nxt))
+            nxt += 1
+    return last_result_at

@@ -1,0 +1,37 @@
+"""A whole run's tables in memory: the jobs the backfill runs, without files.
+
+For tests, notebooks and small explorations. The same jobs' rows go through the same ordered
+commit as the backfill's, on the in-process executor; the "commit" appends each job's tables.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from bear.config.schema import BearConfig
+from bear.core.rows import Ledger
+from bear.core.schemas import DIMENSIONS, TRANSACTIONS
+from bear.run.executors import InProcessExecutor, Job, commit_in_order
+from bear.run.jobs import InMemory, chunk_in_memory_job, dimensions_in_memory_job
+from bear.run.prepare import prepare
+
+
+def generate(cfg: BearConfig, mess: bool = True) -> tuple[dict[str, pa.Table], dict[str, list[Ledger]]]:
+    """Every table of the run (chunked as configured) and the mess ledgers per chunk (none with mess=False)."""
+    p = prepare(cfg)
+    executor = InProcessExecutor()
+    parts: dict[str, list[pa.Table]] = {t: [] for t in (*TRANSACTIONS, *DIMENSIONS)}
+    ledgers: dict[str, list[Ledger]] = {t: [] for t in (*TRANSACTIONS, *DIMENSIONS)}
+
+    def collect(result: InMemory) -> None:
+        for name, (table, ledger) in result.items():
+            parts[name].append(table)
+            if mess:
+                ledgers[name].append(ledger)
+
+    jobs: list[Job] = [(w.plan.chunk.name, lambda w=w: executor.submit(chunk_in_memory_job, cfg, p.lookups, p.fp,
+                                                                         w, mess)) for w in p.works]
+    jobs.append(("dimension tables", lambda: executor.submit(dimensions_in_memory_job, cfg, p.lookups, p.fp,
+                                                              p.final_spend_c, mess)))
+    commit_in_order(executor, jobs, collect, limit=1)
+    return {t: pa.concat_tables(v) for t, v in parts.items()}, ledgers

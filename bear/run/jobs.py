@@ -1,0 +1,184 @@
+"""The unit of work every executor runs: one chunk, or the two dimension tables.
+
+A job is generation (pure: `bear.gen`) followed by an output step: the backfill writes a
+chunk's partitions, files and manifests; `generate()` keeps its tables in memory. Both
+go through `chunk_rows`/`dimension_rows`, so the lake and the in-memory tables are the same
+rows. Nothing here knows which executor runs it.
+"""
+
+from __future__ import annotations
+
+import resource
+import socket
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from bear.config.schema import BearConfig
+from bear.core.calendar import DAY_S
+from bear.core.rows import Ledger, Rows
+from bear.core.schemas import SCHEMAS
+from bear.core.vocab import CATEGORIES
+from bear.gen.lookups import Lookups, customer_columns, product_columns
+from bear.gen.mess import apply_mess
+from bear.gen.model import Model
+from bear.gen.planner import ChunkWork
+from bear.gen.tables import chunk_tables
+from bear.lake.layout import MANIFEST, day_partition, ingestion_seconds, partition_dir
+from bear.lake.parquet import PartitionStat, write_partitions
+from bear.lake.sink import Sink, Writes, open_sink
+from bear.lake.state import json_bytes, manifest_document, sweep_temporaries
+
+
+@dataclass
+class JobResult:
+    index: int  # chunk index; -1 for the dimensions
+    partitions: list[PartitionStat]
+    manifests: list[dict]  # the `_MANIFEST.json` written for each of `partitions`, in the same order
+    seconds: dict[str, float] = field(default_factory=dict)
+    node: str = ""  # where it ran (Ray node id, else host name)
+    peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
+
+
+@dataclass
+class Context:
+    """What a worker needs to run jobs: built once per process and run from picklable parts."""
+
+    cfg: BearConfig
+    model: Model
+    lookups: Lookups
+    sink: Sink
+    fingerprint: str
+
+
+_CONTEXTS: dict[str, Context] = {}
+
+
+def context(cfg: BearConfig, lookups: Lookups, fp: str) -> Context:
+    """This process's Context for a run (the model and sink are cheap but not free; a worker runs many jobs)."""
+    key = f"{fp}:{cfg.sink!r}"
+    if key not in _CONTEXTS:
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = Context(cfg, Model.build(cfg), lookups, open_sink(cfg.sink), fp)
+    ctx = _CONTEXTS[key]
+    ctx.lookups = lookups
+    return ctx
+
+
+def _where() -> tuple[str, float]:
+    """Node and peak memory of the current process, for the run report."""
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else socket.gethostname()
+    except Exception:
+        node = socket.gethostname()
+    return node, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def chunk_rows(ctx: Context, work: ChunkWork, mess: bool = True,
+               seconds: dict[str, float] | None = None) -> dict[str, tuple[Rows, Ledger]]:
+    """A chunk's rows per transactional table, messed (unless `mess=False`) with their ledgers."""
+    t0 = time.perf_counter()
+    tables = chunk_tables(ctx.model, ctx.lookups, work)
+    t1 = time.perf_counter()
+    out = {name: (rows, apply_mess(ctx.model, name, rows.cols, rows.key, rows.event_s, rows.related) if mess else {})
+           for name, rows in tables.items()}
+    if seconds is not None:
+        seconds["generate"] = seconds.get("generate", 0.0) + t1 - t0
+        seconds["mess"] = seconds.get("mess", 0.0) + time.perf_counter() - t1
+    return out
+
+
+def dimension_rows(ctx: Context, final_spend_c: np.ndarray, mess: bool = True) -> dict[str, tuple[Rows, Ledger]]:
+    """Customers (as of the run's end) and the product catalog, messed (unless `mess=False`) with their ledgers."""
+    model, lk = ctx.model, ctx.lookups
+    key = np.arange(1, len(lk.customers) + 1, dtype=np.int64)
+    rows = Rows(customer_columns(model, lk, final_spend_c), lk.customers.signup_day.astype(np.int64) * DAY_S, key)
+    pk = np.arange(1, len(lk.products) + 1, dtype=np.int64)
+    prows = Rows(product_columns(lk.products), np.full(pk.size, model.start_day * DAY_S), pk)
+    return {name: (r, apply_mess(model, name, r.cols, r.key, r.event_s) if mess else {})
+            for name, r in (("customers", rows), ("product_catalog", prows))}
+
+
+def write_manifests(ctx: Context, writes: Writes, stats: list[PartitionStat]) -> list[dict]:
+    """Each partition's manifest, next to its files. Written here, where the statistics are, so the driver's
+    commit is one `_SUCCESS` per partition: until that marker exists no reader trusts the manifest, and a
+    rerun of an uncommitted chunk rewrites both."""
+    manifests = [manifest_document(ctx.cfg, ctx.fingerprint, stat) for stat in stats]
+    for stat, manifest in zip(stats, manifests, strict=True):
+        writes.write(f"{stat.dir}/{MANIFEST}", json_bytes(manifest, indent=None))
+    return manifests
+
+
+def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
+    """Generate, mess and write one chunk's partitions (every day of its window, empty days included)."""
+    seconds = {"generate": 0.0, "mess": 0.0, "encode": 0.0, "write": 0.0}
+    tables = chunk_rows(ctx, work, seconds=seconds)
+    chunk = work.plan.chunk
+    days = range(chunk.start_day, chunk.end_day + 1)
+    names = {d: day_partition(d) for d in days}
+    ingest = {d: ingestion_seconds(d) for d in days}
+    stats: list[PartitionStat] = []
+    sweep_temporaries(ctx.sink, [partition_dir(t, v) for t in tables for v in names.values()])
+    with Writes(ctx.sink) as writes:
+        for table, (rows, ledger) in tables.items():
+            stats += write_partitions(writes, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
+                                      rows.event_s // DAY_S, names, ingest, seconds)
+        w0 = time.perf_counter()
+        manifests = write_manifests(ctx, writes, stats)
+    seconds["write"] += time.perf_counter() - w0  # manifests, and waiting for the last uploads
+    return JobResult(chunk.index, stats, manifests, seconds, *_where())
+
+
+def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
+    """Generate, mess and write customers (a partition per signup day) and the catalog (one per category)."""
+    t0 = time.perf_counter()
+    dims = dimension_rows(ctx, final_spend_c)
+    (rows, ledger), (prows, pledger) = dims["customers"], dims["product_catalog"]
+    signup = rows.event_s // DAY_S
+    codes = np.unique(signup).tolist()
+    names = {c: day_partition(c) for c in codes}
+    ingest = {c: ingestion_seconds(c) for c in codes}
+    run_start_s = ctx.model.start_day * DAY_S
+    sweep_temporaries(ctx.sink, [partition_dir("customers", v) for v in names.values()]
+                      + [partition_dir("product_catalog", c) for c in CATEGORIES])
+    with Writes(ctx.sink) as writes:
+        stats = write_partitions(writes, ctx.cfg.output, ctx.fingerprint, "customers", rows, ledger, signup, names,
+                                 ingest)
+        stats += write_partitions(writes, ctx.cfg.output, ctx.fingerprint, "product_catalog", prows, pledger,
+                                  ctx.lookups.products.category.astype(np.int64), dict(enumerate(CATEGORIES)),
+                                  dict.fromkeys(range(len(CATEGORIES)), run_start_s))
+        manifests = write_manifests(ctx, writes, stats)
+    return JobResult(-1, stats, manifests, {"dimensions": time.perf_counter() - t0}, *_where())
+
+
+def in_memory(name: str, rows: Rows) -> pa.Table:
+    """A table's rows as `generate()` returns them: the data columns in schema order, plain (not dictionary)
+    types, no lineage."""
+    fields = [f for f in SCHEMAS[name] if f.name in rows.cols]
+    return pa.Table.from_arrays([rows.cols[f.name].cast(f.type) for f in fields], schema=pa.schema(fields))
+
+
+# The jobs as executors submit them: module-level functions of picklable arguments.
+InMemory = dict[str, tuple[pa.Table, Ledger]]
+
+
+def chunk_job(cfg: BearConfig, lookups: Lookups, fp: str, work: ChunkWork) -> JobResult:
+    return run_chunk(context(cfg, lookups, fp), work)
+
+
+def dimensions_job(cfg: BearConfig, lookups: Lookups, fp: str, final_spend_c: np.ndarray) -> JobResult:
+    return run_dimensions(context(cfg, lookups, fp), final_spend_c)
+
+
+def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, work: ChunkWork, mess: bool) -> InMemory:
+    return {n: (in_memory(n, r), led) for n, (r, led) in chunk_rows(context(cfg, lookups, fp), work, mess).items()}
+
+
+def dimensions_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, final_spend_c: np.ndarray,
+                             mess: bool) -> InMemory:
+    rows = dimension_rows(context(cfg, lookups, fp), final_spend_c, mess)
+    return {n: (in_memory(n, r), led) for n, (r, led) in rows.items()}
