@@ -3,7 +3,7 @@
 Runs the backfill bear would run for the given Hydra overrides (default: the full default
 config) in-process, into a temporary local lake (under `--dir`, default bench-results/)
 unless `sink.root=` is given, and prints and saves (JSON, default
-bench-results/<timestamp>.json) what DESIGN §7 asks to measure: rows/s end to end, Parquet
+bench-results/<timestamp>.json) what bear's speed is judged by: rows/s end to end, Parquet
 bytes per row and MB/s per table, where the wall time went, peak memory of the driver and of
 a worker, and how many Ray workers did the work. With `--repeat N` it runs N times, each
 into a fresh lake, prints a line per run and the summary of the fastest, and saves that

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,23 @@ from bear.config.schema import BearConfig, register
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 register()
+BEAR = str(Path(sys.executable).with_name("bear"))  # the installed command, as a user runs it
+TESTS = str(Path(__file__).parent)  # on PYTHONPATH of every `bear` a test starts: tests/kill_hooks.py is importable
+
+
+def _env(env: dict | None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": TESTS, **(env or {})}
+
+
+def run_bear(*args: str, cwd: Path, env: dict | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
+    """`bear args` to completion, output captured."""
+    return subprocess.run([BEAR, *args], cwd=cwd, env=_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def start_bear(*args: str, cwd: Path, env: dict | None = None, **popen) -> subprocess.Popen:
+    """`bear args` started in its own session (so a test can signal or kill it and its children)."""
+    return subprocess.Popen([BEAR, *args], cwd=cwd, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, **popen)
 
 
 def compose_cfg(*overrides: str, smoke: bool = True) -> BearConfig:

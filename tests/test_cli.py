@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import compose_cfg
-from test_runner import BEAR, TESTS, run_bear
+from conftest import BEAR, TESTS, compose_cfg, run_bear
 
+from bear.config.load import conf_dir, load_config
 from bear.lake.sink import open_sink
 
 QUICK = ("+preset=smoke", "run.end=2020-01-10")  # one chunk
@@ -242,3 +242,15 @@ def test_every_setting_can_be_overridden_on_the_command_line():
     shocks = compose_cfg("++generator.visits.cohort_shocks={2024-03: 0.7, 2024-05: 1, 2025-01: 0.6}", smoke=False)
     validate(shocks)
     assert shocks.generator.visits.cohort_shocks == {"2024-03": 0.7, "2024-05": 1, "2025-01": 0.6}
+
+
+@pytest.mark.parametrize("option", sorted(f"{p.parent.name}={p.stem}" for p in Path(conf_dir()).glob("*/*.yaml")))
+def test_every_conf_option_composes_and_validates(option):
+    """Each option of each config group (conf/<group>/<option>.yaml) loads through bear's loader: composed, typed,
+    validated (sink=gcs needs its bucket)."""
+    group, name = option.split("=")
+    extra = ["sink.bucket=b"] if option == "sink=gcs" else []
+    cfg = load_config([f"+{option}" if group == "preset" else option, *extra])
+    chosen = {"sink": cfg.sink.kind, "ray": cfg.ray.kind, "mess": cfg.mess.level,
+              "preset": "smoke" if cfg.sink.root.endswith("lake-smoke") else None}
+    assert chosen[group] == name

@@ -52,7 +52,7 @@ def _missing(*cols: str) -> str:
     return " OR ".join(f"{c} IS NULL OR CAST({c} AS VARCHAR) = ''" for c in cols)
 
 
-# A row is quarantined when its rule holds (CONTRACT.md, "What the consumer quarantines"), or as a duplicate key.
+# A row is quarantined when its rule holds (the consumer's bronze contract v1), or as a duplicate key.
 QUARANTINE = {
     "customers": f"{_missing('customer_id')} OR email IS NULL OR email NOT LIKE '%@%.%' OR length(email) < 5 "
                  "OR signup_date IS NULL",
@@ -105,12 +105,12 @@ def quarantine_ratios(root: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def lakes(ray_local, tmp_path_factory):
-    """The smoke range at three mess levels, written by the real runner."""
+def lakes(tmp_path_factory):
+    """The smoke range at three mess levels, written by the real runner (in-process: the same bytes as on Ray)."""
     out = {}
     for level in ("none", "medium_mess", "heavy_mess"):
         root = tmp_path_factory.mktemp(level) / "lake"
-        backfill(compose_cfg(f"sink.root={root}", f"mess={level}"))
+        backfill(compose_cfg(f"sink.root={root}", f"mess={level}", "ray=inprocess"))
         out[level] = root
     return out
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-from conftest import compose_cfg
+from conftest import compose_cfg, start_bear
 from gcs_support import Emulator, FaultProxy, Faults
 
 from bear.config.schema import SinkConfig
@@ -31,7 +28,6 @@ from bear.verify.checks import check_tables
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
-BEAR = str(Path(sys.executable).with_name("bear"))
 FAST_RETRIES = ("sink.backoff_base_s=0.01", "sink.backoff_max_s=0.1")
 
 
@@ -91,11 +87,6 @@ def assert_same_lake(sink: Sink, reference: dict[str, object]) -> dict[str, obje
     differ = [r for r in got if got[r] != reference[r]]
     assert not differ, f"{len(differ)} of {len(got)} objects differ from the local lake, e.g. {differ[:3]}"
     return got
-
-
-def run_bear(*args: str, cwd: Path, env: dict[str, str], **kw) -> subprocess.Popen:
-    return subprocess.Popen([BEAR, *args], cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +230,7 @@ def test_auth_failure_stops_keeps_the_checkpoint_and_a_rerun_resumes(reference, 
 
     # the CLI: every request refused -> exit code 1, one line saying how to fix it, checkpoint untouched
     proxy.set(Faults(error=1.0, status=401))
-    proc = run_bear("+preset=smoke", "sink=gcs", "sink.bucket=auth", cwd=tmp_path,
+    proc = start_bear("+preset=smoke", "sink=gcs", "sink.bucket=auth", cwd=tmp_path,
                     env={"STORAGE_EMULATOR_HOST": proxy.url})
     out, errs = proc.communicate(timeout=120)
     lines = [line for line in errs.splitlines() if line.startswith("bear: ")]
@@ -267,7 +258,7 @@ def test_killed_mid_upload_leaves_no_false_success_and_rerun_completes(reference
     # one chunk at a time; data uploads after the 300th hang in the proxy (the dimensions and the first two
     # chunks make ~280 files), so the run is killed while a worker is uploading the third chunk
     proxy.set(Faults(hold_upload=1.0, after_uploads=300))
-    proc = run_bear("+preset=smoke", "sink=gcs", "sink.bucket=killed", "ray.max_in_flight=1", cwd=tmp_path,
+    proc = start_bear("+preset=smoke", "sink=gcs", "sink.bucket=killed", "ray.max_in_flight=1", cwd=tmp_path,
                     env={"STORAGE_EMULATOR_HOST": proxy.url})
     deadline = time.monotonic() + 120
     while not proxy.counts.held and proc.poll() is None and time.monotonic() < deadline:
@@ -301,7 +292,7 @@ def test_a_missing_bucket_is_one_line_and_exit_2_before_ray(emulator, tmp_path):
     ray_dir = tmp_path / "ray"
     ray_dir.mkdir()
     for bucket in ("no-such-bucket", "gs://no-such-bucket/raw/shop"):
-        proc = run_bear("+preset=smoke", "sink=gcs", f"sink.bucket={bucket}", cwd=tmp_path,
+        proc = start_bear("+preset=smoke", "sink=gcs", f"sink.bucket={bucket}", cwd=tmp_path,
                         env={"STORAGE_EMULATOR_HOST": emulator.url, "RAY_TMPDIR": str(ray_dir)})
         _, errs = proc.communicate(timeout=120)
         assert proc.returncode == 2, errs
@@ -327,7 +318,7 @@ def test_dry_run_writes_nothing_and_lists_what_a_run_writes(reference, emulator,
     # the CLI against GCS (through the proxy, which sees every request): reads only, and the same listing
     emulator.create_bucket("dry")
     proxy.set(Faults())
-    proc = run_bear("+preset=smoke", "sink=gcs", "sink.bucket=dry", "sink.dry_run=true", cwd=tmp_path,
+    proc = start_bear("+preset=smoke", "sink=gcs", "sink.bucket=dry", "sink.dry_run=true", cwd=tmp_path,
                     env={"STORAGE_EMULATOR_HOST": proxy.url})
     out, errs = proc.communicate(timeout=120)
     assert proc.returncode == 0, errs

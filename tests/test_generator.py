@@ -195,8 +195,8 @@ def test_realism_late_signups_still_shop(one_year):
 
 
 def test_default_volume_matches_the_reference_backlog():
-    """DESIGN §2: about 3,800 carts, 17,000 cart items, 500 orders, 2,600 order items, 100 returns, 400 return
-    items per average day over the default range; within ±20 %. Counted by the exact skeleton pass."""
+    """The reference volumes: about 3,800 carts, 17,000 cart items, 500 orders, 2,600 order items, 100 returns,
+    400 return items per average day over the default range; within ±20 %. Counted by the exact skeleton pass."""
     cfg = compose_cfg(smoke=False)
     model = Model.build(cfg)
     lk = build_lookups(model)

@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_runner import BEAR, TESTS, run_bear
+from conftest import BEAR, TESTS, run_bear
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
-SMOKE = ("+preset=smoke", "run.end=2020-01-31")
+SMOKE = ("+preset=smoke", "run.end=2020-01-31", "ray=inprocess")  # no parallelism needed: no Ray to start
 
 
 def _daily_from_manifests(lake: Path) -> dict[str, dict[str, int]]:

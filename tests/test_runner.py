@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import GOLDEN, compose_cfg, lake_digest, lake_files, lake_manifests, read_table
+from conftest import BEAR, GOLDEN, TESTS, compose_cfg, lake_digest, lake_files, lake_manifests, read_table, run_bear
 
 from bear import __version__
 from bear.core.calendar import day_number, day_to_date
@@ -23,14 +22,6 @@ from bear.core.schemas import TABLES, TRANSACTIONS
 from bear.run.backfill import backfill
 from bear.run.prepare import RunError
 from bear.verify.checks import check_tables
-
-BEAR = str(Path(sys.executable).with_name("bear"))
-TESTS = str(Path(__file__).parent)
-
-
-def run_bear(*args: str, cwd: Path, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PYTHONPATH": TESTS, **(env or {})}
-    return subprocess.run([BEAR, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +124,25 @@ def test_chunk_size_does_not_change_a_byte(reference, tmp_path):
 
 
 @pytest.mark.slow
+def test_in_process_executor_writes_the_same_lake(reference, tmp_path):
+    """ray=inprocess (what generate() and the tests that need no parallelism use) goes through the same jobs and
+    the same ordered commit as Ray: the same bytes, manifests and checkpoint."""
+    root, _ = reference
+    other = tmp_path / "inprocess"
+    report = backfill(compose_cfg(f"sink.root={other}", "ray=inprocess"))
+    assert report["worker_count"] == 1
+    assert lake_files(other) == lake_files(root)
+    assert lake_manifests(other) == lake_manifests(root)
+    assert _checkpoint(other) == _checkpoint(root)
+
+
+def _checkpoint(root: Path) -> dict:
+    doc = json.loads((root / "_bear" / "checkpoint.json").read_text())
+    doc.pop("updated_at")
+    return doc
+
+
+@pytest.mark.slow
 def test_worker_count_does_not_change_a_byte(reference, tmp_path):
     root, _ = reference
     for cpus in (1, 2):
@@ -204,7 +214,7 @@ def _chunk_worker_pids() -> list[int]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if b"ray::_chunk_task" in (proc / "cmdline").read_bytes():
+                if b"ray::chunk_job" in (proc / "cmdline").read_bytes():
                     pids.append(int(proc.name))
             except OSError:
                 continue

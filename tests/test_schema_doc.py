@@ -15,7 +15,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 
 
 def test_docs_schema_md_is_rendered_from_the_code():
-    assert DOC.read_text() == render(), "docs/schema.md is stale: python -m bear.schema_doc > docs/schema.md"
+    assert DOC.read_text() == render(), "docs/schema.md is stale: python -m bear.cli.schema_doc > docs/schema.md"
 
 
 def test_documented_mess_targets_are_what_the_generator_messes():

@@ -7,18 +7,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import read_table
+from conftest import read_table, run_bear
 from test_cluster import processes_mentioning
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
-BEAR = str(Path(sys.executable).with_name("bear"))
 MESS = ("light_mess", "heavy_mess")
 SEEDS = (1, 2)
 FIXED = ("+preset=smoke", "run.end=2020-01-20")  # a shorter range keeps four runs quick
@@ -33,7 +30,7 @@ def sweep(tmp_path_factory):
     ray_tmp = Path(tempfile.mkdtemp(prefix="bear-sw-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": str(ray_tmp)}
     try:
-        result = _bear("--multirun", *SWEEP, cwd=cwd, env=env)
+        result = run_bear("--multirun", *SWEEP, cwd=cwd, env=env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         # Hydra numbers the jobs in sweep order and names each folder after its overrides.
         jobs = {(mess, seed): cwd / "sweep" / f"{i}_{','.join(sorted([*FIXED, f'mess={mess}', f'run.seed={seed}']))}"
@@ -42,10 +39,6 @@ def sweep(tmp_path_factory):
         yield cwd, jobs, ray_tmp
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
-
-
-def _bear(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([BEAR, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=400)
 
 
 def _manifests(lake: Path) -> list[dict]:
@@ -58,7 +51,7 @@ def test_each_job_folder_holds_a_complete_lake_that_verifies(sweep):
         checkpoint = json.loads((folder / "lake-smoke" / "_bear" / "checkpoint.json").read_text())
         assert checkpoint["dimensions_committed"] and checkpoint["committed_chunks"] == checkpoint["total_chunks"]
     # The same sweep with `verify` audits each job's lake in its own folder.
-    result = _bear("verify", "--multirun", *SWEEP, cwd=cwd)
+    result = run_bear("verify", "--multirun", *SWEEP, cwd=cwd)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     audited = re.findall(r"^bear verify (\S+):", result.stdout, re.M)
     assert sorted(audited) == sorted(str(folder / "lake-smoke") for folder in jobs.values())

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import compose_cfg
+from conftest import BEAR, compose_cfg
 
 from bear.core.schemas import TABLE_CODE
 from bear.lake.parquet import encode
@@ -28,14 +27,13 @@ from bear.verify.findings import CHECKS, Report
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
-BEAR = str(Path(sys.executable).with_name("bear"))
 
 
 @pytest.fixture(scope="module")
-def built(ray_local, tmp_path_factory):
-    """One small lake (the smoke preset) and its config; tests corrupt copies of it."""
+def built(tmp_path_factory):
+    """One small lake (the smoke preset, written in-process: the same bytes) and its config; tests corrupt copies."""
     root = tmp_path_factory.mktemp("verify") / "lake"
-    cfg = compose_cfg(f"sink.root={root}")
+    cfg = compose_cfg(f"sink.root={root}", "ray=inprocess")
     backfill(cfg)
     return root, cfg
 

@@ -1,6 +1,6 @@
 """The data dictionary, `docs/schema.md`, rendered from the code's own table definitions.
 
-`python -m bear.schema_doc > docs/schema.md` writes it; a test fails when the checked-in page and
+`python -m bear.cli.schema_doc > docs/schema.md` writes it; a test fails when the checked-in page and
 `render()` differ, so the page cannot drift from bear.schemas (columns, types, nullability, keys,
 partitioning, mess targets) or from the mess levels in conf/mess/.
 """
@@ -30,9 +30,10 @@ from bear.core.vocab import MESS_LEVELS
 HEADER = """\
 # Data dictionary
 
-Generated from `bear/schemas.py` by `python -m bear.schema_doc > docs/schema.md`; `tests/test_schema_doc.py` fails
-when this page and the code differ. The column names are the bronze contract v1 the raw zone's consumer reads:
-adding a nullable column keeps v1, renaming, removing or retyping one breaks it.
+Generated from `bear/core/schemas.py` by `python -m bear.cli.schema_doc > docs/schema.md`;
+`tests/test_schema_doc.py` fails when this page and the code differ. The column names are the bronze
+contract v1 the raw zone's consumer reads: adding a nullable column keeps v1, renaming, removing or
+retyping one breaks it.
 
 ## Layout and reading
 

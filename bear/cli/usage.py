@@ -1,6 +1,6 @@
 """What `bear` says to a person: help text, and config errors explained with what is allowed.
 
-Everything here is derived from the config schema (bear.config) and conf/, so the help cannot
+Everything here is derived from the config schema (bear.config.schema) and conf/, so the help cannot
 fall behind a new setting or group option.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import types
 import typing
 from pathlib import Path
@@ -124,5 +125,7 @@ def _words(hint: Any) -> str | None:
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
         inner = _words(args[0])
         return f"{inner} or null" if inner else None
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "one of " + ", ".join(m.value for m in hint)
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint) or (
         "a list, e.g. [1,2]" if typing.get_origin(hint) is list else None)

@@ -1,6 +1,6 @@
 """The run's configuration schema: every setting with its reference value, registered with Hydra.
 
-Every behaviour parameter of DESIGN §2 lives here with its reference value, so a Hydra
+Every behaviour parameter of the reference workflow lives here with its reference value, so a Hydra
 override can change any of them; `bear.config.validate` rejects bad values and
 `bear.config.load` composes and validates a config in one place.
 """
@@ -8,14 +8,51 @@ override can change any of them; `bear.config.validate` rejects bad values and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
 from bear.core.vocab import (
     CHANNELS,
+    MESS_LEVELS,
     ident,
 )
+
+# The closed sets of settings: Hydra rejects any other value, naming the key and the allowed ones.
+MessLevel = StrEnum("MessLevel", [(level, level) for level in MESS_LEVELS])
+
+
+class SinkKind(StrEnum):
+    local = "local"
+    gcs = "gcs"
+
+
+class RayKind(StrEnum):
+    local = "local"
+    cluster = "cluster"
+    inprocess = "inprocess"
+
+
+class Compression(StrEnum):
+    zstd = "zstd"
+    snappy = "snappy"
+    gzip = "gzip"
+    lz4 = "lz4"
+    brotli = "brotli"
+    none = "none"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class Progress(StrEnum):
+    auto = "auto"
+    bar = "bar"
+    log = "log"
+    quiet = "quiet"
 
 
 def _keyed(obj: Any) -> Any:
@@ -186,7 +223,7 @@ class GeneratorConfig:
 
 @dataclass
 class MessConfig:
-    level: str = "medium_mess"
+    level: MessLevel = MessLevel.medium_mess
     style_rate: float = 0.08
     null_rate: float = 0.04
     advanced: bool = True
@@ -200,7 +237,7 @@ class MessConfig:
 
 @dataclass
 class SinkConfig:
-    kind: str = "local"
+    kind: SinkKind = SinkKind.local
     root: str = "./lake"
     bucket: str | None = None
     prefix: str = "ecom/raw"
@@ -221,7 +258,7 @@ class SinkConfig:
 
 @dataclass
 class RayConfig:
-    kind: str = "local"
+    kind: RayKind = RayKind.local
     address: str | None = None
     num_cpus: int | None = None
     max_in_flight: int | None = None
@@ -230,7 +267,7 @@ class RayConfig:
 
 @dataclass
 class OutputConfig:
-    compression: str = "zstd"
+    compression: Compression = Compression.zstd
     compression_level: int | None = None
     target_file_mb: int = 128
     row_group_rows: int = 1_000_000
@@ -244,8 +281,8 @@ class HooksConfig:
 @dataclass
 class LoggingConfig:
     level: str = "INFO"
-    format: str = "text"
-    progress: str = "auto"
+    format: LogFormat = LogFormat.text
+    progress: Progress = Progress.auto
 
 
 @dataclass

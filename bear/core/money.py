@@ -1,6 +1,6 @@
 """Money as exact cents: int64 in generation, decimal128(12, 2) in the lake.
 
-Totals must equal the sum of their lines to the cent (DESIGN §6), which floats cannot
+Totals must equal the sum of their lines to the cent, which floats cannot
 promise; integer cents add exactly and decimals carry them into Parquet unchanged.
 """
 

@@ -1,7 +1,7 @@
 """The eight tables: columns (type, nullability, meaning), keys, partitioning and mess targets.
 
 This is the one place a table's shape is defined: the writer, the mess, `bear verify` and the
-data dictionary (`docs/schema.md`, rendered by `bear.schema_doc`) all read it. Pinning the
+data dictionary (`docs/schema.md`, rendered by `bear.cli.schema_doc`) all read it. Pinning the
 schema (instead of letting Arrow infer it per chunk) keeps every file of a table readable as
 one dataset, even where mess nulls a whole column in some partition.
 
@@ -216,7 +216,7 @@ def dictionary_columns(table: str) -> list[str]:
             "mailing_address", "billing_address", "event_id"}
     return [f.name for f in SCHEMAS[table] if f.type == S and f.name not in skip]
 
-# Foreign keys (child, columns, parent, parent columns) and "every parent has a line" pairs of DESIGN §6.
+# Foreign keys (child, columns, parent, parent columns) and "every parent has a line" pairs `bear verify` checks.
 LINKS = (
     ("cart_items", ("cart_id",), "shopping_carts", ("cart_id",)),
     ("orders", ("cart_id",), "shopping_carts", ("cart_id",)),

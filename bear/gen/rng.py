@@ -3,7 +3,7 @@
 Every draw is a pure function of (seed, stream name, keys): a splitmix64 hash of the
 keys, vectorised over numpy arrays. A customer's visit, a cart line or a return therefore
 draws the same numbers whichever chunk, worker, retry or resume computes it, and no draw
-ever depends on how many rows came before it in some shared sequence (DESIGN §3).
+ever depends on how many rows came before it in some shared sequence (docs/architecture.md, "Determinism").
 
 Speed matters here (a chunk draws tens of millions of numbers), so the hash works in
 place on uint64 arrays, floats are made by bit tricks instead of int-to-float conversion

@@ -43,8 +43,18 @@ def ingestion_seconds(day: int) -> int:
     return (day + 1) * DAY_S + 2 * 3600
 
 
+def _job(index: int) -> str:
+    return "dimensions" if index < 0 else f"chunk-{index:05d}"
+
+
 def summary_name(index: int) -> str:
-    return f"{CHUNKS_DIR}/{'dimensions' if index < 0 else f'chunk-{index:05d}'}.json"
+    """A committed job's summary for the report (index -1: the dimension tables)."""
+    return f"{CHUNKS_DIR}/{_job(index)}.json"
+
+
+def hooks_journal(index: int) -> str:
+    """Which partitions of a job the post-export hooks have seen (so a resumed job does not call them twice)."""
+    return f"{HOOKS_DIR}/{_job(index)}.json"
 
 
 # What bear writes into a lake: run state, and in a table's partition folders its data files (and their

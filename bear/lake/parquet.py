@@ -22,7 +22,7 @@ from bear.core import text
 from bear.core.calendar import timestamps
 from bear.core.rows import Ledger, Rows
 from bear.core.schemas import EVENT_ID_PREFIX, PARTITION_KEY, SCHEMAS, TABLE_CODE, dictionary_columns
-from bear.lake.layout import partition_name
+from bear.lake.layout import DATA_FILE, partition_name
 from bear.lake.sink import Writes
 
 
@@ -177,7 +177,7 @@ def write_partitions(
             stat.mess = {col: {kind: int(cs[b] - cs[a]) for kind, cs in kinds.items()}
                          for col, kinds in mess_counts.items()}
         starts = list(range(a, b, per_file))
-        rels = _strings([f"{stat.dir}/part-{k:05d}.parquet" for k in range(len(starts))])
+        rels = _strings([f"{stat.dir}/{DATA_FILE.format(k)}" for k in range(len(starts))])
         for k, (start, rel) in enumerate(zip(starts, rels.to_pylist(), strict=True)):
             m = min(per_file, b - start)
             derived = {  # the columns the writer adds: lineage and the partition column

@@ -53,7 +53,7 @@ def fingerprint(obj: Any) -> str:
 
 def redacted(cfg: BearConfig) -> dict[str, Any]:
     """The whole config for reports and printing, with credentials masked."""
-    data = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    data = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
     sink = data["sink"]
     for key in SECRET_KEYS:
         if sink.get(key) not in (None, "google_default", "anon"):
@@ -113,7 +113,7 @@ def plan_document(cfg: BearConfig, chunks: list[dict[str, Any]], signup_days: li
     """The run's plan: its chunks with their ID blocks and row counts, and the days that have customers (their
     signups make the customers table's partitions), so readers know every partition without generating."""
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": PLAN_VERSION,
         "generator_version": __version__,
         "fingerprint": fingerprint(content_config(cfg)),
         "plan_fingerprint": fingerprint(plan_config(cfg)),

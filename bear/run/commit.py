@@ -17,7 +17,7 @@ from typing import Any
 
 from bear.core.calendar import day_to_date
 from bear.gen.planner import ChunkWork
-from bear.lake.layout import CHECKPOINT, HOOKS_DIR, SUCCESS, summary_name
+from bear.lake.layout import CHECKPOINT, SUCCESS, hooks_journal, summary_name
 from bear.lake.sink import Sink, Writes
 from bear.lake.state import now_iso, read_json, write_json
 from bear.run.jobs import JobResult
@@ -80,7 +80,7 @@ class Committer:
     def _run_hooks(self, result: JobResult) -> None:
         """Call each hook once per partition, journaled per chunk so a resumed chunk skips what already ran."""
         sink = self.sink
-        journal = f"{HOOKS_DIR}/{'dimensions' if result.index < 0 else f'chunk-{result.index:05d}'}.json"
+        journal = hooks_journal(result.index)
         done = set((read_json(sink, journal) or {}).get("done", []))
         for stat, manifest in zip(result.partitions, result.manifests, strict=True):
             if stat.dir in done:

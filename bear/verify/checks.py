@@ -1,4 +1,4 @@
-"""DESIGN §6 invariants over Arrow tables: keys, integrity, time and money.
+"""The lake's invariants over Arrow tables: keys, integrity, time and money.
 
 Pure functions on tables, so the same checks judge freshly generated tables in tests and
 a lake read back from disk or GCS in `bear verify`. Each check returns failures with a
@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bear.money import cents_of
-from bear.schemas import PRIMARY_KEY
+from bear.core.money import cents_of
+from bear.core.schemas import HAS_LINES, ID_COLUMNS, LINKS, PRIMARY_KEY
 
 DAY_US = 86_400 * 1_000_000
 ID_PREFIX_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ-"  # what precedes the digits of CART-/ORD-/RTN-/CUST- IDs
@@ -118,24 +118,6 @@ def sum_by(keys: pa.Array, cents: np.ndarray, universe: pa.Array) -> np.ndarray:
     return np.bincount(idx[ok], weights=cents[ok], minlength=len(universe)).astype(np.int64)
 
 
-# Foreign keys (child, columns, parent, parent columns) and "every parent has a line" pairs of DESIGN §6.
-LINKS = (
-    ("cart_items", ("cart_id",), "shopping_carts", ("cart_id",)),
-    ("orders", ("cart_id",), "shopping_carts", ("cart_id",)),
-    ("order_items", ("order_id",), "orders", ("order_id",)),
-    ("returns", ("order_id",), "orders", ("order_id",)),
-    ("return_items", ("return_id",), "returns", ("return_id",)),
-    ("return_items", ("order_id", "product_id"), "order_items", ("order_id", "product_id")),
-    ("shopping_carts", ("customer_id",), "customers", ("customer_id",)),
-    ("orders", ("customer_id",), "customers", ("customer_id",)),
-    ("returns", ("customer_id",), "customers", ("customer_id",)),
-    ("cart_items", ("product_id",), "product_catalog", ("product_id",)),
-    ("order_items", ("product_id",), "product_catalog", ("product_id",)),
-    ("return_items", ("product_id",), "product_catalog", ("product_id",)),
-)
-HAS_LINES = (("orders", "order_items", "order_id"), ("returns", "return_items", "return_id"))
-ID_COLUMNS = {"shopping_carts": "cart_id", "cart_items": "cart_item_id", "orders": "order_id",
-              "returns": "return_id", "return_items": "return_item_id"}
 # Every time and money rule the checks below can report: the table whose rows it judges, and what it means.
 SALES_RULES = {
     "time.updated_after_created": ("shopping_carts", "cart updated_at >= created_at"),
@@ -157,7 +139,7 @@ RULES = SALES_RULES | RETURN_RULES
 
 
 def check_tables(t: dict[str, pa.Table], gap_free_ids: bool = True) -> list[Failure]:
-    """All in-table invariants of DESIGN §6 over a set of tables (a window or a whole lake)."""
+    """All in-table invariants over a set of tables (a window or a whole lake)."""
     return key_checks(t, gap_free_ids) + link_checks(t) + line_checks(t) + sales_rules(t) + return_rules(t)
 
 

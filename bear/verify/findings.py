@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bear.checks import RULES, Failure
+from bear.verify.checks import RULES, Failure
 
 CHECKS: dict[str, tuple[str, str]] = {
     "run.state": ("runs", "plan present, written by this config, run complete"),

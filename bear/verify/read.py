@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bear.mess import CASINGS
-from bear.model import day_number
-from bear.schemas import (
+from bear.core.calendar import day_number
+from bear.core.schemas import (
+    CASINGS,
     EVENT_ID_PREFIX,
     NULL_COLUMNS,
     PARTITION_KEY,
@@ -29,9 +29,8 @@ from bear.schemas import (
     TABLES,
     TRANSACTIONS,
 )
-from bear.sink import Sink
-from bear.state import MANIFEST, SUCCESS
-from bear.writer import ingestion_seconds
+from bear.lake.layout import MANIFEST, SUCCESS, ingestion_seconds
+from bear.lake.sink import Sink
 
 # Columns the checks need once a file is read (the mess columns are measured, then dropped).
 KEEP = {
