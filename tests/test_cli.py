@@ -53,14 +53,14 @@ def test_restart_never_deletes_a_directory_bear_did_not_write(tmp_path):
 @pytest.mark.slow
 def test_restart_deletes_only_bear_files_of_its_own_lake(tmp_path):
     lake = tmp_path / "lake"
-    assert run_bear(*QUICK, f"sink.root={lake}", cwd=tmp_path).returncode == 0
+    assert run_bear(*QUICK, f"sink.root={lake}", "ray=inprocess", cwd=tmp_path).returncode == 0
     part = next((lake / "orders").iterdir())
     (part / "notes.md").write_text("mine")
     (lake / "README.txt").write_text("mine too")
     old_day = lake / "orders" / "ingest_dt=2020-01-10"
     assert old_day.is_dir()
     res = run_bear(*QUICK, f"sink.root={lake}", "run.seed=7", "run.end=2020-01-05", "run.restart=true",
-                   cwd=tmp_path)
+                   "ray=inprocess", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert (part / "notes.md").read_text() == "mine" and (lake / "README.txt").read_text() == "mine too"
     assert not old_day.exists(), "an old partition folder bear emptied is gone"
@@ -150,6 +150,8 @@ def test_help_lists_commands_groups_and_main_settings(tmp_path):
     (("run.chunk_days=abc",), "run.chunk_days: expected an integer (got 'abc')"),
     (("generator.scale=x",), "generator.scale: expected a number (got 'x')"),
     (("run.restart=maybe",), "run.restart: expected true or false (got 'maybe')"),
+    (("output.compression=lzo",), "output.compression: expected one of zstd, snappy, gzip, lz4, brotli, none"),
+    (("ray.kind=spark",), "ray.kind: expected one of local, cluster, inprocess (got 'spark')"),
     (("stauts",), "unknown command 'stauts'; did you mean 'status'?"),
     (("+preset=smoke", "status"), "the command goes first: bear status +preset=smoke"),
 ])
@@ -162,7 +164,7 @@ def test_mistakes_say_what_is_allowed(tmp_path, args, expected):
 @pytest.mark.slow
 def test_status_plan_verify_refuse_another_config_at_once_and_speak_json(tmp_path):
     lake = tmp_path / "lake"
-    assert run_bear(*QUICK, f"sink.root={lake}", cwd=tmp_path).returncode == 0
+    assert run_bear(*QUICK, f"sink.root={lake}", "ray=inprocess", cwd=tmp_path).returncode == 0
     for command in ("status", "plan", "verify"):
         t0 = time.monotonic()
         line = one_line(run_bear(command, *QUICK, f"sink.root={lake}", "run.seed=7", cwd=tmp_path), 2)
@@ -177,10 +179,10 @@ def test_status_plan_verify_refuse_another_config_at_once_and_speak_json(tmp_pat
 def test_a_complete_lake_is_left_alone_and_a_resumed_report_counts_its_own_rows(tmp_path):
     lake = tmp_path / "lake"
     args = ("+preset=smoke", f"sink.root={lake}")
-    crashed = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path,
+    crashed = run_bear(*args, "ray=inprocess", "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path,
                        env={"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-02-01"})
     assert crashed.returncode == -signal.SIGKILL
-    assert run_bear(*args, cwd=tmp_path).returncode == 0
+    assert run_bear(*args, "ray=inprocess", cwd=tmp_path).returncode == 0
     report = json.loads((lake / "_bear" / "report.json").read_text())
     assert 0 < report["rows_written_by_this_run"] < report["total_rows"]
     assert report["rows_per_second"] == round(report["rows_written_by_this_run"] / report["wall_seconds"])

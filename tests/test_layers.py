@@ -71,3 +71,20 @@ def test_the_rule_catches_a_violation(tmp_path):
     bad = tmp_path / "m.py"
     bad.write_text("def f():\n    from bear.run.backfill import backfill\n    import ray\n")
     assert {"bear.run.backfill", "ray"} <= _imports(bad)
+
+
+def test_generation_reads_the_config_only_to_compile_the_model():
+    """`Model.build` compiles every setting; the rest of `gen` never sees a config object."""
+    readers = {str(p.relative_to(PACKAGE.parent)) for layer, p in _modules()
+               if layer == "gen" and any(n.startswith("bear.config") for n in _imports(p))}
+    assert readers == {"bear/gen/model.py"}
+    offenders = [str(p) for layer, p in _modules() if layer == "gen" and ".cfg" in p.read_text()]
+    assert not offenders, offenders
+
+
+def test_docs_point_at_files_in_the_repository():
+    """The README, docs/ and docstrings name repo files, never documents outside the repository."""
+    texts = [PACKAGE.parent / "README.md", *(PACKAGE.parent / "docs").glob("*.md"), *PACKAGE.rglob("*.py")]
+    outside = [str(t) for t in texts if "../shared" in t.read_text() or "DESIGN §" in t.read_text()
+               or "DESIGN.md" in t.read_text() or "CONTRACT.md" in t.read_text()]
+    assert not outside, outside

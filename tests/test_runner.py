@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -129,7 +130,10 @@ def test_in_process_executor_writes_the_same_lake(reference, tmp_path):
     the same ordered commit as Ray: the same bytes, manifests and checkpoint."""
     root, _ = reference
     other = tmp_path / "inprocess"
-    report = backfill(compose_cfg(f"sink.root={other}", "ray=inprocess"))
+    cfg = compose_cfg(f"sink.root={other}", "ray=inprocess")
+    before = copy.deepcopy(cfg)
+    report = backfill(cfg)
+    assert cfg == before, "a run changed its config object"
     assert report["worker_count"] == 1
     assert lake_files(other) == lake_files(root)
     assert lake_manifests(other) == lake_manifests(root)
@@ -274,7 +278,7 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, override, ke
 
 @pytest.mark.slow
 def test_plan_and_status_on_fresh_and_half_finished_lakes(tmp_path):
-    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
+    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}", "ray=inprocess"]  # resume logic: no Ray needed
     plan = run_bear("plan", *args, cwd=tmp_path)
     assert plan.returncode == 0, plan.stderr
     assert "2020-01-01..2020-01-10" in plan.stdout and "total" in plan.stdout and "nothing written" in plan.stdout
@@ -306,7 +310,7 @@ def test_changed_config_refuses_then_restart_starts_over(reference, tmp_path, ra
 @pytest.mark.slow
 def test_hook_sees_every_partition_exactly_once_across_resume(tmp_path):
     record = tmp_path / "calls.txt"
-    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
+    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}", "ray=inprocess"]  # resume logic: no Ray needed
     env = {"BEAR_TEST_KILL_PARTITION": "cart_items/ingest_dt=2020-02-05", "BEAR_TEST_RECORD": str(record)}
     res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition,kill_hooks:record]", cwd=tmp_path,
                    env=env)
@@ -320,7 +324,7 @@ def test_hook_sees_every_partition_exactly_once_across_resume(tmp_path):
 
 @pytest.mark.slow
 def test_failing_hook_stops_before_the_checkpoint_moves(tmp_path):
-    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}"]
+    args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}", "ray=inprocess"]  # resume logic: no Ray needed
     res = run_bear(*args, "hooks.post_export=[kill_hooks:fail_on_february]", cwd=tmp_path)
     assert res.returncode == 1
     assert "kill_hooks:fail_on_february failed on" in res.stderr and "Traceback" not in res.stderr

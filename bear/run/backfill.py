@@ -30,7 +30,7 @@ from bear.lake.state import (
 )
 from bear.run import report
 from bear.run.commit import Committer, load_hooks
-from bear.run.executors import InProcessExecutor, Job, RayExecutor, commit_in_order, start_ray
+from bear.run.executors import Executor, InProcessExecutor, Job, RayExecutor, commit_in_order, start_ray
 from bear.run.jobs import JobResult, chunk_job, dimensions_job
 from bear.run.prepare import Prepared, RunError, prepare
 from bear.run.progress import Progress
@@ -80,7 +80,7 @@ class Tally:
         self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
 
 
-def _jobs(executor: InProcessExecutor | RayExecutor, p: Prepared, ck: dict[str, Any]) -> list[Job]:
+def _jobs(executor: Executor, p: Prepared, ck: dict[str, Any]) -> list[Job]:
     """What is left to do, in commit order: the dimension tables (unless committed), then uncommitted chunks."""
     cfg = p.cfg
     lookups = executor.share(p.lookups)

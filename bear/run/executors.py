@@ -26,6 +26,10 @@ log = logging.getLogger("bear")
 
 
 class Executor(Protocol):
+    @property
+    def workers(self) -> int:
+        """How many jobs can run at once (sizes how many are kept in flight)."""
+
     def share(self, obj: Any) -> Any:
         """A handle every job can take as an argument instead of `obj` (Ray: one copy in the object store)."""
 
