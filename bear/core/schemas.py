@@ -234,6 +234,8 @@ LINKS = (
 HAS_LINES = (("orders", "order_items", "order_id"), ("returns", "return_items", "return_id"))
 ID_COLUMNS = {"shopping_carts": "cart_id", "cart_items": "cart_item_id", "orders": "order_id",
               "returns": "return_id", "return_items": "return_item_id"}
+# The plan's row family of each transactional table (its row counts and ID blocks): named like the table but carts.
+PLAN_FAMILY = {t: t for t in TRANSACTIONS} | {"shopping_carts": "carts"}
 ID_FAMILIES = ("carts", "cart_items", "orders", "returns", "return_items")  # ID blocks the planner reserves per chunk
 PADDING = ((1, 1), (1, 2), (2, 1), (2, 2))  # whitespace mess: spaces before and after the value
 CASINGS = (pc.utf8_upper, pc.utf8_lower, pc.utf8_title)  # casing mess

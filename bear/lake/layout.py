@@ -73,9 +73,8 @@ def expected_partitions(plan: dict) -> dict[str, list[str]]:
     """Every partition folder name a finished lake of this plan has, per table: each transactional table has one
     per day of the run (empty days included), customers one per signup day, the catalog one per category."""
     chunks = plan["chunks"]
-    first, last = day_number(chunks[0]["start"]), day_number(chunks[-1]["end"])
-    days = [partition_name("orders", day_partition(d)) for d in range(first, last + 1)]
-    out = dict.fromkeys(TRANSACTIONS, days)
+    days = [day_partition(d) for c in chunks for d in range(day_number(c["start"]), day_number(c["end"]) + 1)]
+    out = {t: [partition_name(t, d) for d in days] for t in TRANSACTIONS}
     out["customers"] = [partition_name("customers", d) for d in plan["signup_days"]]
     out["product_catalog"] = [partition_name("product_catalog", c) for c in CATEGORIES]
     return {t: out[t] for t in (*DIMENSIONS, *TRANSACTIONS)}

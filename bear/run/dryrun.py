@@ -18,14 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from bear.core.schemas import TRANSACTIONS
+from bear.core.schemas import PLAN_FAMILY, TRANSACTIONS
 from bear.core.vocab import CATEGORIES
 from bear.lake.layout import CHECKPOINT, DATA_FILE, MANIFEST, PLAN, STATE_DIR, SUCCESS, day_partition, partition_dir
 from bear.lake.sink import Sink
 from bear.lake.state import read_json
 from bear.run.prepare import Prepared
-
-FAMILY = {"shopping_carts": "carts"}  # plan row families are named like their tables, except carts
 
 
 @dataclass
@@ -53,7 +51,7 @@ def planned_objects(p: Prepared, committed_chunks: int = 0, dimensions_done: boo
     for work in p.works[committed_chunks:]:
         chunk = work.plan.chunk
         for table in TRANSACTIONS:
-            per_day = work.plan.day_rows[FAMILY.get(table, table)].tolist()
+            per_day = work.plan.day_rows[PLAN_FAMILY[table]].tolist()
             for day, n in zip(range(chunk.start_day, chunk.end_day + 1), per_day, strict=True):
                 out += _partition(table, day_partition(day), n)
     return out

@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from bear.core.schemas import ID_COLUMNS
+from bear.core.schemas import ID_COLUMNS, PLAN_FAMILY
 from bear.lake.layout import day_partition
 from bear.verify.checks import RETURN_RULES, id_numbers, index_of, line_checks, link_checks, return_rules
 from bear.verify.findings import Findings
 from bear.verify.partition import event_partition, partitions_of, place, values_where
 from bear.verify.read import DAY, concat
 from bear.verify.state import AuditState
-from bear.verify.window import FAMILY, RETURNS, DayResult, Window, check_ids, planned_rows
+from bear.verify.window import RETURNS, DayResult, Window, check_ids, planned_rows
 
 
 class ReturnsPass:
@@ -67,8 +67,8 @@ class ReturnsPass:
         batch = {name: np.clip(np.searchsorted(order_firsts, id_numbers(table["order_id"]), side="right") - 1, 0,
                                len(windows) - 1) for name, table in t.items()}
         for name in RETURNS:  # an ID comes from the block of its order's chunk
-            firsts = np.array([w.first_ids[FAMILY[name]] for w in windows])
-            counts = np.array([w.ids[FAMILY[name]] for w in windows])
+            firsts = np.array([w.first_ids[PLAN_FAMILY[name]] for w in windows])
+            counts = np.array([w.ids[PLAN_FAMILY[name]] for w in windows])
             check_ids(found, name, id_numbers(t[name][ID_COLUMNS[name]]), t[name][DAY].to_numpy(zero_copy_only=False),
                       firsts[batch[name]], firsts[batch[name]] + counts[batch[name]], 1, int(counts.sum()),
                       "ingest_dt=*")

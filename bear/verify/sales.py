@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from bear.core.schemas import DIMENSIONS, ID_COLUMNS, PRIMARY_KEY
+from bear.core.schemas import DIMENSIONS, ID_COLUMNS, PLAN_FAMILY, PRIMARY_KEY
 from bear.lake.layout import day_partition
 from bear.verify.checks import (
     SALES_RULES,
@@ -29,7 +29,7 @@ from bear.verify.findings import Findings
 from bear.verify.partition import event_partition, partitions_of, values_where
 from bear.verify.read import DAY, PartRead
 from bear.verify.state import AuditState
-from bear.verify.window import FAMILY, SALES, DayResult, Window, check_ids, planned_rows
+from bear.verify.window import SALES, DayResult, Window, check_ids, planned_rows
 
 # Links among the sales tables: resolved inside the day, else set aside and resolved lake-wide at the end.
 DAY_LINKS = (("cart_items", "cart_id", "shopping_carts"), ("orders", "cart_id", "shopping_carts"),
@@ -44,7 +44,7 @@ class SalesPass:
         self.state = state
         self.day_of: dict[str, np.ndarray] = {}  # carts and orders: partition day by ID number (-1: not seen)
         for table in ("shopping_carts", "orders"):
-            self.day_of[table] = np.full(sum(w.ids[FAMILY[table]] for w in windows) + 1, -1, dtype=np.int32)
+            self.day_of[table] = np.full(sum(w.ids[PLAN_FAMILY[table]] for w in windows) + 1, -1, dtype=np.int32)
         self.away: list[tuple[str, str, str, pa.Table]] = []
         self.returned = np.zeros(1, dtype=bool)  # by order ID number: do the lake's returns refer to it
         self.returned_rows: dict[str, list[pa.Table]] = {"orders": [], "order_items": []}
@@ -133,8 +133,8 @@ class SalesPass:
         for name in ("shopping_carts", "cart_items", "orders"):
             ids = np.concatenate([r.ids[name] for r in results]) if results else np.array([], np.int64)
             days = np.concatenate([np.full(r.ids[name].size, r.day) for r in results]) if results else ids
-            lo = w.first_ids[FAMILY[name]]
-            hi = lo + w.ids[FAMILY[name]]
+            lo = w.first_ids[PLAN_FAMILY[name]]
+            hi = lo + w.ids[PLAN_FAMILY[name]]
             check_ids(found, name, ids, days, lo, hi, lo, hi - 1, w.name)
             if name in self.day_of:
                 day_of = self.day_of[name]

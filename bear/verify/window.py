@@ -13,14 +13,12 @@ import numpy as np
 import pyarrow as pa
 
 from bear.core.calendar import day_to_date
-from bear.core.schemas import ID_COLUMNS
+from bear.core.schemas import ID_COLUMNS, PLAN_FAMILY
 from bear.verify.findings import Findings
 from bear.verify.partition import id_text, partitions_of
 
 SALES = ("shopping_carts", "cart_items", "orders", "order_items")
 RETURNS = ("returns", "return_items")
-FAMILY = {"shopping_carts": "carts", "cart_items": "cart_items", "orders": "orders", "order_items": "order_items",
-          "returns": "returns", "return_items": "return_items"}
 
 
 @dataclass
@@ -58,9 +56,9 @@ def planned_rows(found: Findings, w: Window, results: list[DayResult], tables: t
     for name in tables:
         got = sum(r.found.rows[name] for r in results)
         found.count("coverage.rows", 1)
-        if got != w.rows[FAMILY[name]]:
-            found.fail("coverage.rows", name, f"{got:,} rows, the plan says {w.rows[FAMILY[name]]:,}", [],
-                       abs(got - w.rows[FAMILY[name]]), w.name)
+        if got != w.rows[PLAN_FAMILY[name]]:
+            found.fail("coverage.rows", name, f"{got:,} rows, the plan says {w.rows[PLAN_FAMILY[name]]:,}", [],
+                       abs(got - w.rows[PLAN_FAMILY[name]]), w.name)
 
 
 def check_ids(found: Findings, table: str, ids: np.ndarray, days: np.ndarray, lo, hi, first: int, last: int,
