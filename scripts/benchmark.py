@@ -1,4 +1,5 @@
-"""Benchmark a backfill end to end: `python scripts/benchmark.py [--repeat N] [--dir D] [--keep] [--out F] [k=v ...]`.
+"""Benchmark a backfill end to end: `python scripts/benchmark.py [--repeat N] [--dir D] [--keep] [--out F]
+[--versus "k=v ..."] [k=v ...]`.
 
 Runs the backfill bear would run for the given Hydra overrides (default: the full default
 config) in-process, into a temporary local lake (under `--dir`, default bench-results/)
@@ -8,7 +9,9 @@ bytes per row and MB/s per table, where the wall time went, peak memory of the d
 a worker, and how many Ray workers did the work. With `--repeat N` it runs N times, each
 into a fresh lake, prints a line per run and the summary of the fastest, and saves that
 summary with every run's figures: the development VM's disk makes the same run vary by a
-third (see README, Performance).
+third (see README, Performance). `--versus "k=v ..."` also runs the same backfill with those
+overrides added, alternating with the plain runs so both see the same machine, and prints
+what the difference costs: `--versus sink.fsync=false` measures what durable commits cost.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,6 +169,14 @@ def run_once(overrides: list[str], keep: bool, parent: Path) -> dict:
     return summary
 
 
+def _fastest(runs: list[dict]) -> dict:
+    """The fastest run's summary, listing every run's main figures."""
+    summary = dict(min(runs, key=lambda r: r["wall_seconds"]))
+    summary["runs"] = [{k: r[k] for k in ("wall_seconds", "rows_per_second", "driver_seconds",
+                                          "worker_task_seconds", "load_average_before")} for r in runs]
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for `bear run`")
@@ -176,22 +188,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=REPO / "bench-results",
                         help="where the temporary lakes go (default bench-results/; /dev/shm: no disk)")
     parser.add_argument("--out", help="where to save the JSON (default bench-results/<timestamp>.json)")
+    parser.add_argument("--versus", default="", metavar='"K=V ..."',
+                        help="overrides for a second variant, run alternately with the plain one (paired runs)")
     args = parser.parse_args(argv)
     if args.repeat > 1 and any(o.startswith("sink.root=") for o in args.overrides):
         parser.error("--repeat needs fresh lakes: leave out sink.root= (a second run there would only resume)")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    runs = []
+    versus = args.versus.split()
+    runs, others = [], []
     for i in range(args.repeat):
-        runs.append(run_once(args.overrides, args.keep, args.dir))
-        if args.repeat > 1:
-            r = runs[-1]
-            print(f"  run {i + 1}/{args.repeat}: {r['wall_seconds']:.1f} s, {r['rows_per_second']:,} rows/s, commit "
-                  f"{r['driver_seconds']['commit']:.1f} s, writes {r['worker_task_seconds'].get('write', 0):.1f} "
-                  f"task-s", flush=True)
-    summary = min(runs, key=lambda r: r["wall_seconds"])
-    summary["runs"] = [{k: r[k] for k in ("wall_seconds", "rows_per_second", "driver_seconds",
-                                          "worker_task_seconds", "load_average_before")} for r in runs]
+        for variant, into in ((args.overrides, runs), *([([*args.overrides, *versus], others)] if versus else [])):
+            into.append(run_once(variant, args.keep, args.dir))
+            if args.repeat > 1 or versus:
+                r = into[-1]
+                print(f"  run {i + 1}/{args.repeat}{' ' + args.versus if into is others else ''}: "
+                      f"{r['wall_seconds']:.1f} s, {r['rows_per_second']:,} rows/s, commit "
+                      f"{r['driver_seconds']['commit']:.1f} s, writes {r['worker_task_seconds'].get('write', 0):.1f} "
+                      f"task-s, syncs {r['worker_task_seconds'].get('sync', 0):.1f} task-s", flush=True)
+    summary = _fastest(runs)
+    if versus:
+        other = _fastest(others)
+        median, median_other = (statistics.median(r["wall_seconds"] for r in rs) for rs in (runs, others))
+        summary["versus"] = {"overrides": versus, "wall_seconds": other["wall_seconds"], "median_wall_seconds":
+                             median_other, "runs": other["runs"]}
+        summary["median_wall_seconds"] = median
     print_summary(summary)
+    if versus:
+        v = summary["versus"]
+        print(f"  versus {args.versus}: fastest {v['wall_seconds']:.1f} s against {summary['wall_seconds']:.1f} s, "
+              f"median {v['median_wall_seconds']:.1f} s against {summary['median_wall_seconds']:.1f} s: the plain "
+              f"run takes {100 * (summary['median_wall_seconds'] / v['median_wall_seconds'] - 1):+.1f} % (median)")
     if "lake" in summary:
         print(f"  lake kept at {summary['lake']}")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

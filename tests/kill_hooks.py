@@ -1,4 +1,4 @@
-"""Post-export hooks that SIGKILL the driver at chosen moments (used by the crash tests via PYTHONPATH).
+"""Post-export hooks that SIGKILL the driver (or fill its disk) at chosen moments (crash tests, via PYTHONPATH).
 
 Hooks run in the driver after a chunk's _SUCCESS markers are written and before the checkpoint moves, which is
 exactly the window the crash tests need; BEAR_TEST_* environment variables pick the moment.
@@ -39,3 +39,17 @@ def record(context: dict) -> None:
 def fail_on_february(context: dict) -> None:
     if context["table"] == "orders" and context["partition"].endswith("2020-02-01"):
         raise ValueError("downstream catalog rejected the partition")
+
+
+def fill_disk_at_partition(context: dict) -> None:
+    """Fill the disk the lake is on (writing BEAR_TEST_FILLER, beside it) when the partition named by
+    BEAR_TEST_FILL_PARTITION commits: the rest of that commit meets a full disk."""
+    if f"{context['table']}/{context['partition']}" != os.environ["BEAR_TEST_FILL_PARTITION"]:
+        return
+    with open(os.environ["BEAR_TEST_FILLER"], "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass

@@ -21,7 +21,8 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
     out = tmp_path / "bench.json"
     lakes = tmp_path / "lakes"
     result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--repeat", "2", "--dir", str(lakes),
-                             "--out", str(out), "+preset=smoke"], capture_output=True, text=True, timeout=300)
+                             "--out", str(out), "--versus", "sink.fsync=false", "+preset=smoke"], capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     s = json.loads(out.read_text())
     p = prepare(compose_cfg())
@@ -31,10 +32,14 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
     assert s["rows_per_second"] == round(expected / s["wall_seconds"])
     assert all(t["bytes_per_row"] > 0 for t in s["tables"].values())
     assert set(s["driver_seconds"]) >= {"lookups", "plan", "ray_start", "startup", "commit", "after_last_job"}
-    assert set(s["worker_task_seconds"]) == {"dimensions", "generate", "mess", "encode", "write"}
+    assert set(s["worker_task_seconds"]) == {"dimensions", "generate", "mess", "encode", "write", "sync"}
     assert s["worker_peak_rss_mb"] > 0 and s["driver_peak_rss_mb"] > 0 and s["ray_workers"] >= 1
     assert 0 < s["driver_critical_share_of_wall"] <= s["driver_share_of_wall"] < 1
     assert f"{expected:,} rows in" in result.stdout and "run 2/2" in result.stdout
+    versus = s["versus"]  # the same runs without durable commits, paired with the plain ones
+    assert versus["overrides"] == ["sink.fsync=false"] and len(versus["runs"]) == 2
+    assert versus["wall_seconds"] == min(r["wall_seconds"] for r in versus["runs"]) <= versus["median_wall_seconds"]
+    assert "versus sink.fsync=false: fastest" in result.stdout and "run 2/2 sink.fsync=false" in result.stdout
     assert list(lakes.iterdir()) == [], "temporary lakes are removed"
 
 

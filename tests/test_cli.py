@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BEAR, TESTS, compose_cfg, run_bear
+from conftest import BEAR, SHORT_LEASE, TESTS, await_lease_expiry, compose_cfg, run_bear
 
 from bear.config.load import conf_dir, load_config
 from bear.lake.sink import open_sink
@@ -179,9 +179,10 @@ def test_status_plan_verify_refuse_another_config_at_once_and_speak_json(tmp_pat
 def test_a_complete_lake_is_left_alone_and_a_resumed_report_counts_its_own_rows(tmp_path):
     lake = tmp_path / "lake"
     args = ("+preset=smoke", f"sink.root={lake}")
-    crashed = run_bear(*args, "ray=inprocess", "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path,
-                       env={"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-02-01"})
+    crashed = run_bear(*args, "ray=inprocess", "hooks.post_export=[kill_hooks:kill_at_partition]", SHORT_LEASE,
+                       cwd=tmp_path, env={"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-02-01"})
     assert crashed.returncode == -signal.SIGKILL
+    await_lease_expiry(lake)
     assert run_bear(*args, "ray=inprocess", cwd=tmp_path).returncode == 0
     report = json.loads((lake / "_bear" / "report.json").read_text())
     assert 0 < report["rows_written_by_this_run"] < report["total_rows"]

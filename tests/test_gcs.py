@@ -14,13 +14,14 @@ import time
 
 import pyarrow.dataset as ds
 import pytest
-from conftest import compose_cfg, start_bear
+from conftest import SHORT_LEASE, await_lease_expiry, compose_cfg, start_bear
 from gcs_support import Emulator, FaultProxy, Faults
 
 from bear.config.schema import SinkConfig
 from bear.core.schemas import TABLES, TRANSACTIONS
-from bear.lake.layout import CHECKPOINT, MANIFEST, PLAN, STATE_DIR, SUCCESS, expected_partitions
-from bear.lake.sink import Sink, SinkAuthError, SinkError, Writes, open_sink
+from bear.lake.errors import SinkAuthError, SinkError
+from bear.lake.layout import CHECKPOINT, LEASE, MANIFEST, PLAN, STATE_DIR, SUCCESS, expected_partitions
+from bear.lake.sink import Sink, Writes, open_sink
 from bear.run.backfill import backfill
 from bear.run.prepare import RunError, prepare
 from bear.verify.audit import verify_lake
@@ -222,7 +223,7 @@ def test_auth_failure_stops_keeps_the_checkpoint_and_a_rerun_resumes(reference, 
     # dimensions make 184 files, each chunk ~50), so while a worker uploads the second chunk
     proxy.set(Faults(error=1.0, status=401, after_uploads=250))
     with pytest.raises((RunError, SinkAuthError), match="GCS rejected the credentials") as err:
-        backfill(gcs_cfg("auth", "ray.max_in_flight=1", *FAST_RETRIES, endpoint=proxy.url))
+        backfill(gcs_cfg("auth", "ray.max_in_flight=1", SHORT_LEASE, *FAST_RETRIES, endpoint=proxy.url))
     assert "\n" not in str(err.value)
     checkpoint = direct.read(CHECKPOINT)
     ck = json.loads(checkpoint)
@@ -247,6 +248,7 @@ def test_auth_failure_stops_keeps_the_checkpoint_and_a_rerun_resumes(reference, 
         r for r in reference if r.split("/")[0] in TRANSACTIONS and r.split("/")[1] >= f"ingest_dt={first_day}"}
 
     proxy.set(Faults())
+    await_lease_expiry(direct)  # the stopped run could not release it: GCS refused that too
     backfill(gcs_cfg("auth"))
     assert_same_lake(direct, reference)
 
@@ -258,8 +260,8 @@ def test_killed_mid_upload_leaves_no_false_success_and_rerun_completes(reference
     # one chunk at a time; data uploads after the 300th hang in the proxy (the dimensions and the first two
     # chunks make ~280 files), so the run is killed while a worker is uploading the third chunk
     proxy.set(Faults(hold_upload=1.0, after_uploads=300))
-    proc = start_bear("+preset=smoke", "sink=gcs", "sink.bucket=killed", "ray.max_in_flight=1", cwd=tmp_path,
-                    env={"STORAGE_EMULATOR_HOST": proxy.url})
+    proc = start_bear("+preset=smoke", "sink=gcs", "sink.bucket=killed", "ray.max_in_flight=1", SHORT_LEASE,
+                      cwd=tmp_path, env={"STORAGE_EMULATOR_HOST": proxy.url})
     deadline = time.monotonic() + 120
     while not proxy.counts.held and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -284,6 +286,7 @@ def test_killed_mid_upload_leaves_no_false_success_and_rerun_completes(reference
     assert orphans, "data of uncommitted chunks was on GCS when the run died"
 
     proxy.set(Faults())
+    await_lease_expiry(direct)
     backfill(gcs_cfg("killed"))
     assert_same_lake(direct, reference)
 
@@ -329,3 +332,69 @@ def test_dry_run_writes_nothing_and_lists_what_a_run_writes(reference, emulator,
     methods = {method for method, path in proxy.counts.seen if "/b/dry/" in path}
     assert methods == {"GET"}, proxy.counts.seen
     assert gcs_sink(emulator, "dry").find("") == []
+
+
+def test_one_writer_per_gcs_lake_and_a_killed_holder_is_taken_over_after_expiry(reference, emulator, tmp_path):
+    """The lease on GCS: created with ifGenerationMatch=0, renewed and taken over with generation preconditions."""
+    emulator.create_bucket("leased")
+    direct = gcs_sink(emulator, "leased")
+    env = {"STORAGE_EMULATOR_HOST": emulator.url}
+    args = ("+preset=smoke", "ray=inprocess", "sink=gcs", "sink.bucket=leased")
+    holder = start_bear(*args, cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 60
+    while not direct.exists(LEASE) and holder.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(holder.pid, signal.SIGSTOP)  # mid-run, its lease live
+    try:
+        for extra in ((), ("run.restart=true", "run.seed=7")):
+            second = start_bear(*args, *extra, cwd=tmp_path, env=env)
+            _, errs = second.communicate(timeout=120)
+            lines = [line for line in errs.splitlines() if line.startswith("bear:")]
+            assert second.returncode == 2 and len(lines) == 1, errs
+            assert "gs://leased/ecom/raw is being written by another run: lease held by " in lines[0]
+            assert f":{holder.pid} (run " in lines[0]
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+    holder.communicate(timeout=30)
+    lease = json.loads(direct.read(LEASE))  # as if its 180 s had passed since the killed holder's last heartbeat
+    direct.write(LEASE, json.dumps({**lease, "expires_at": "2026-01-01T00:00:00.000+00:00"}).encode())
+    taker = start_bear(*args, cwd=tmp_path, env=env)
+    _, errs = taker.communicate(timeout=120)
+    assert taker.returncode == 0 and "taking over the writer lease of gs://leased/ecom/raw" in errs, errs
+    assert not direct.exists(LEASE), "released at the end"
+    assert_same_lake(direct, reference)
+
+
+def test_commit_state_and_lease_writes_ride_out_503_storms_and_dropped_connections(reference, emulator, proxy,
+                                                                                ray_local):
+    emulator.create_bucket("storm")
+    # only the run's own bookkeeping misbehaves: markers, checkpoint, plan, summaries, report and the lease,
+    # renewed every half second here; a dropped answer to a conditional write must not look like a lost race
+    proxy.set(Faults(error=0.25, drop_before=0.1, drop_after=0.15, only=f"{SUCCESS}|/{STATE_DIR}/"))
+    backfill(gcs_cfg("storm", "sink.max_attempts=15", "run.lease_s=3", *FAST_RETRIES, endpoint=proxy.url))
+    hit = proxy.counts.faulted
+    assert {kind for kind, _ in hit} == {"error", "drop_before", "drop_after"}
+    for name in (SUCCESS, CHECKPOINT, LEASE):
+        assert {kind for kind, target in hit if target.endswith(name) or f"{name}?" in target} >= {"error"}, name
+    assert any(kind == "drop_after" and LEASE in target for kind, target in hit), "a lease write landed unanswered"
+    direct = gcs_sink(emulator, "storm")
+    assert_same_lake(direct, reference)
+    ck = json.loads(direct.read(CHECKPOINT))
+    assert ck["committed_chunks"] == ck["total_chunks"] and not direct.exists(LEASE)
+
+
+def test_a_401_in_the_middle_of_a_commit_stops_with_the_auth_message_and_a_rerun_resumes(reference, emulator, proxy,
+                                                                                         ray_local):
+    emulator.create_bucket("commit401")
+    direct = gcs_sink(emulator, "commit401")
+    # credentials revoked between a chunk's files and its markers: every _SUCCESS after the 250th data upload
+    proxy.set(Faults(error=1.0, status=401, only=SUCCESS, after_uploads=250))
+    with pytest.raises(SinkAuthError, match="GCS rejected the credentials") as err:
+        backfill(gcs_cfg("commit401", "ray.max_in_flight=1", *FAST_RETRIES, endpoint=proxy.url))
+    assert "\n" not in str(err.value) and "_SUCCESS" in str(err.value)
+    ck = json.loads(direct.read(CHECKPOINT))
+    assert ck["dimensions_committed"] and 0 < ck["committed_chunks"] < ck["total_chunks"]
+    assert not direct.exists(LEASE), "the stopped run released its lease"
+    proxy.set(Faults())
+    backfill(gcs_cfg("commit401"))
+    assert_same_lake(direct, reference)

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -15,7 +16,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import BEAR, GOLDEN, TESTS, compose_cfg, lake_digest, lake_files, lake_manifests, read_table, run_bear
+from conftest import (
+    BEAR,
+    GOLDEN,
+    SHORT_LEASE,
+    TESTS,
+    assert_same_local_lake,
+    await_lease_expiry,
+    compose_cfg,
+    lake_digest,
+    lake_files,
+    lake_manifests,
+    read_table,
+    run_bear,
+)
 
 from bear import __version__
 from bear.core.calendar import day_number, day_to_date
@@ -143,6 +157,7 @@ def test_in_process_executor_writes_the_same_lake(reference, tmp_path):
 def _checkpoint(root: Path) -> dict:
     doc = json.loads((root / "_bear" / "checkpoint.json").read_text())
     doc.pop("updated_at")
+    doc.pop("checksum")  # of the whole document, updated_at included
     return doc
 
 
@@ -155,21 +170,13 @@ def test_worker_count_does_not_change_a_byte(reference, tmp_path):
         assert lake_files(tmp_path / str(cpus)) == lake_files(root), cpus
 
 
-def _assert_same_lake(root: Path, reference_root: Path) -> None:
-    assert not list(root.rglob(".*.tmp-*")), "a killed writer's temporary files outlived the rerun"
-    assert lake_files(root) == lake_files(reference_root)
-    assert lake_manifests(root) == lake_manifests(reference_root)
-    success = sorted(str(p.parent.relative_to(root)) for p in root.rglob("_SUCCESS"))
-    assert success == sorted(str(p.parent.relative_to(reference_root)) for p in reference_root.rglob("_SUCCESS"))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["between_markers_and_checkpoint", "after_files_before_commit",
                                     "while_chunks_run"])
 def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, moment):
     ref_root, _ = reference
     lake = tmp_path / "lake"
-    args = ["+preset=smoke", f"sink.root={lake}"]
+    args = ["+preset=smoke", f"sink.root={lake}", SHORT_LEASE]
     if moment == "between_markers_and_checkpoint":
         env = {"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-01-25"}
         res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path, env=env)
@@ -202,6 +209,7 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
         assert proc.wait() == -signal.SIGKILL, "the run ended before it was killed"
         ck = lake / "_bear" / "checkpoint.json"
         assert not ck.exists() or json.loads(ck.read_text())["committed_chunks"] < 6, "killed after it finished"
+    await_lease_expiry(lake)
     status = run_bear("status", *args, cwd=tmp_path)
     assert status.returncode == 0 and str(lake) in status.stdout
     res = run_bear(*args, cwd=tmp_path)
@@ -210,7 +218,7 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
     if moment == "between_markers_and_checkpoint":
         assert mine.exists(), "the sweep deleted a file bear did not write"
         mine.unlink()
-    _assert_same_lake(lake, ref_root)
+    assert_same_local_lake(lake, ref_root)
 
 
 def _chunk_worker_pids() -> list[int]:
@@ -250,7 +258,7 @@ def test_worker_killed_mid_chunk_is_retried_and_the_lake_is_identical(ray_local,
         stop.set()
         thread.join()
     assert killed, "no chunk worker was caught running"
-    _assert_same_lake(lake, expected)
+    assert_same_local_lake(lake, expected)
 
 
 BAD = [
@@ -285,14 +293,22 @@ def test_plan_and_status_on_fresh_and_half_finished_lakes(tmp_path):
     assert list(tmp_path.iterdir()) == []
     status = run_bear("status", *args, cwd=tmp_path)
     assert "no bear run" in status.stdout
+    assert "writer lease: none" in status.stdout
     env = {"BEAR_TEST_KILL_PARTITION": "returns/ingest_dt=2020-01-31"}
-    run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path, env=env)
+    run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition]", "run.lease_s=30", cwd=tmp_path, env=env)
     status = run_bear("status", *args, cwd=tmp_path)
     assert "in progress" in status.stdout and "committed 3/6" in status.stdout, status.stdout
     assert "2020-01-30" in status.stdout
-    assert run_bear(*args, cwd=tmp_path).returncode == 0
+    assert re.search(r"writer lease: held by \S+:\d+ \(run \w+\) since \S+; expires \S+ \(in \d+ s\)", status.stdout)
+    refused = run_bear(*args, cwd=tmp_path)  # the killed run's lease is live for 30 s: nobody else writes
+    assert refused.returncode == 2 and "is being written by another run" in refused.stderr, refused.stderr
+    lease = tmp_path / "lake" / "_bear" / "lease.json"  # as if the 30 s had passed
+    lease.write_text(lease.read_text().replace('"expires_at": "20', '"expires_at": "19'))
+    assert "(its run stopped; the next run takes it over)" in run_bear("status", *args, cwd=tmp_path).stdout
+    res = run_bear(*args, cwd=tmp_path)
+    assert res.returncode == 0 and "taking over the writer lease" in res.stderr, res.stderr
     status = run_bear("status", *args, cwd=tmp_path)
-    assert "complete" in status.stdout and "committed 6/6" in status.stdout
+    assert "complete" in status.stdout and "committed 6/6" in status.stdout and "writer lease: none" in status.stdout
 
 
 @pytest.mark.slow
@@ -312,9 +328,10 @@ def test_hook_sees_every_partition_exactly_once_across_resume(tmp_path):
     record = tmp_path / "calls.txt"
     args = ["+preset=smoke", f"sink.root={tmp_path / 'lake'}", "ray=inprocess"]  # resume logic: no Ray needed
     env = {"BEAR_TEST_KILL_PARTITION": "cart_items/ingest_dt=2020-02-05", "BEAR_TEST_RECORD": str(record)}
-    res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition,kill_hooks:record]", cwd=tmp_path,
-                   env=env)
+    res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition,kill_hooks:record]", SHORT_LEASE,
+                   cwd=tmp_path, env=env)
     assert res.returncode == -signal.SIGKILL
+    await_lease_expiry(tmp_path / "lake")
     res = run_bear(*args, "hooks.post_export=[kill_hooks:record]", cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stderr
     calls = [line.split()[0] for line in record.read_text().splitlines()]

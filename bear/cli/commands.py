@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 
 from bear.config.schema import BearConfig
-from bear.lake.layout import CHECKPOINT, PLAN, REPORT_HTML, expected_partitions
-from bear.lake.sink import Sink, SinkAuthError, open_sink
-from bear.lake.state import config_change, is_complete, other_config, read_json
+from bear.lake.errors import SinkAuthError
+from bear.lake.layout import CHECKPOINT, REPORT_HTML, expected_partitions
+from bear.lake.lease import describe, read_lease
+from bear.lake.recovery import load_checkpoint, read_plan
+from bear.lake.sink import Sink, open_sink
+from bear.lake.state import StateDamaged, config_change, is_complete, other_config, read_state
 from bear.run.report import summary_table
 
 log = logging.getLogger("bear")
@@ -40,11 +44,11 @@ def cmd_run(cfg: BearConfig) -> int:
 
 def same_config_lake(cfg: BearConfig) -> tuple[Sink, dict | None]:
     """The sink and its lake's plan (None: no lake yet); a lake of another config is one line and exit 2, at once,
-    before any planning or reading."""
+    before any planning or reading. A damaged plan raises StateDamaged."""
     from bear.run.prepare import RunError
 
     sink = open_sink(cfg.sink)
-    plan = read_json(sink, PLAN)
+    plan = read_plan(sink)
     change = config_change(plan, cfg) if plan is not None else None
     if change:
         raise RunError(other_config(sink.display, change), exit_code=2)
@@ -58,6 +62,8 @@ def cmd_plan(cfg: BearConfig) -> int:
         same_config_lake(cfg)
     except SinkAuthError:  # a plan needs no credentials: without them there is no lake to compare with
         log.debug("plan: the lake is not readable without credentials; not compared")
+    except StateDamaged as exc:  # nothing to compare with; bear status says what to do
+        log.debug("plan: %s; not compared", exc)
     p = prepare(cfg)
     sink = open_sink(cfg.sink)
     parts = {t: len(names) for t, names in expected_partitions(p.plan).items()}
@@ -84,32 +90,46 @@ def cmd_plan(cfg: BearConfig) -> int:
 
 
 def cmd_status(cfg: BearConfig) -> int:
-    sink, plan = same_config_lake(cfg)
-    ck = read_json(sink, CHECKPOINT) if plan is not None else None
+    """What the lake holds, who writes it (the lease) and how far its run is; reads only, needs no lease. A damaged
+    checkpoint is shown as the lake proves it (a run writes that back); a damaged plan is one line, exit 1."""
+    try:
+        sink, plan = same_config_lake(cfg)
+    except StateDamaged as exc:
+        _out(f"lake {open_sink(cfg.sink).display}: {exc}; run bear with the lake's config: it recomputes the plan "
+             f"when the lake's manifests were written by that config")
+        return 1
+    lease = read_lease(sink)
+    ck, rebuilt = load_checkpoint(sink, plan) if plan is not None else (None, None)
     if cfg.json:
         state = None if plan is None else "complete" if is_complete(plan, ck) else "in progress"
-        _out(json.dumps({"lake": sink.display, "state": state, "checkpoint": ck,
+        _out(json.dumps({"lake": sink.display, "state": state, "checkpoint": ck, "checkpoint_rebuilt": rebuilt,
+                         "lease": lease,
                          "plan": None if plan is None else {k: plan[k] for k in ("fingerprint", "plan_fingerprint",
                                                                                   "totals", "created_at")}
                          | {"chunks": len(plan["chunks"]), "range": plan["plan_config"]["run"]}}, indent=2))
         return 0
+    lease_line = f"writer lease: {describe(lease) if lease else 'none (no run is writing)'}"
     if plan is None:
         _out(f"no bear run at {sink.display}")
+        _out(lease_line)
         return 0
     total = len(plan["chunks"])
-    done = ck["committed_chunks"] if ck else 0
+    done = ck["committed_chunks"]
     state = "complete" if is_complete(plan, ck) else "in progress (resumable)"
     _out(f"lake {sink.display}: {state}")
+    _out(lease_line)
+    if rebuilt:
+        _out(f"checkpoint: {rebuilt} (the next run writes it back)")
     _out(f"range {plan['plan_config']['run']['start']} .. {plan['plan_config']['run']['end']}, "
          f"fingerprint {plan['fingerprint'][:16]}")
-    _out(f"chunks committed {done}/{total}; last committed date {ck['last_committed_date'] if ck else None}; "
-         f"dimensions {'committed' if ck and ck['dimensions_committed'] else 'pending'}")
-    if ck:
+    _out(f"chunks committed {done}/{total}; last committed date {ck['last_committed_date']}; "
+         f"dimensions {'committed' if ck['dimensions_committed'] else 'pending'}")
+    if ck["id_high_water"]:
         _out("id high-water: " + ", ".join(f"{k} {v:,}" for k, v in ck["id_high_water"].items()))
-        _out(f"partitions {ck['partitions']:,}; rows so far {sum(ck['rows'].values()):,}; "
-             f"bytes {sum(ck['bytes'].values()):,}")
-        for table, rows in sorted(ck["rows"].items()):
-            _out(f"  {table:<16} {rows:>14,} rows {ck['bytes'][table]:>16,} bytes")
+    _out(f"partitions {ck['partitions']:,}; rows so far {sum(ck['rows'].values()):,}; "
+         f"bytes {sum(ck['bytes'].values()):,}")
+    for table, rows in sorted(ck["rows"].items()):
+        _out(f"  {table:<16} {rows:>14,} rows {ck['bytes'][table]:>16,} bytes")
     expected = sum(plan["totals"].values())
     _out(f"planned transactional rows {expected:,}")
     return 0
@@ -118,7 +138,8 @@ def cmd_status(cfg: BearConfig) -> int:
 def cmd_verify(cfg: BearConfig) -> int:
     from bear.verify.audit import verify_command
 
-    same_config_lake(cfg)
+    with contextlib.suppress(StateDamaged):  # the audit's run-state check names it
+        same_config_lake(cfg)
     return verify_command(cfg)
 
 
@@ -128,7 +149,7 @@ def interrupted(cfg: BearConfig) -> str:
         return "interrupted"
     try:
         sink = open_sink(cfg.sink)
-        plan, ck = read_json(sink, PLAN), read_json(sink, CHECKPOINT)
+        plan, ck = read_plan(sink), read_state(sink, CHECKPOINT, "checkpoint")
     except Exception:  # the state itself is out of reach: say what is certain
         plan = None
     if plan is None:

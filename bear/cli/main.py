@@ -97,7 +97,7 @@ def setup_logging(cfg: BearConfig) -> None:
 
 def _task(dcfg: DictConfig) -> None:
     from bear.cli import commands
-    from bear.lake.sink import SinkError
+    from bear.lake.errors import SinkError
     from bear.run.prepare import RunError
 
     hc = HydraConfig.get()  # a sweep's job resolves a relative sink.root in its own folder

@@ -84,6 +84,9 @@ class RunConfig:
     seed: int = 42
     # Start over (wipe run state and data) when the lake holds a run of another config.
     restart: bool = False
+    # Seconds a run's writer lease on the lake lasts without a heartbeat (renewed every sixth of it): a second
+    # run is refused while it is live; a killed run's lease is taken over once it has expired.
+    lease_s: float = 180.0
 
 
 @dataclass
@@ -254,6 +257,10 @@ class SinkConfig:
     # Objects one worker (or the committing driver) writes at once: uploads wait on the network, a local
     # disk does not (sink=gcs sets 16).
     concurrency: int = 1
+    # Local sink: flush each chunk's files to the disk (one syncfs per chunk and per commit) before the commit
+    # that makes them visible, so a power cut never leaves the checkpoint ahead of the data. Off only for
+    # scratch lakes (tmpfs, a benchmark's throwaway disk).
+    fsync: bool = True
 
 
 @dataclass

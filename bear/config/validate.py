@@ -71,6 +71,7 @@ def validate(cfg: DictConfig | BearConfig) -> None:
     if end < start:
         raise ConfigError("run.end", f"must be on or after run.start ({start})", c.run.end)
     _check_positive("run.chunk_days", c.run.chunk_days)
+    _check_positive("run.lease_s", c.run.lease_s, minimum=1)
     if c.run.seed < 0:
         raise ConfigError("run.seed", "must be a non-negative integer", c.run.seed)
     g = c.generator

@@ -15,6 +15,7 @@ from bear.core.vocab import CATEGORIES
 STATE_DIR = "_bear"
 PLAN = f"{STATE_DIR}/plan.json"
 CHECKPOINT = f"{STATE_DIR}/checkpoint.json"
+LEASE = f"{STATE_DIR}/lease.json"  # the writer lease (bear.lake.lease); its lock file is hidden beside it
 HOOKS_DIR = f"{STATE_DIR}/hooks"
 MANIFEST = "_MANIFEST.json"
 SUCCESS = "_SUCCESS"
@@ -57,8 +58,17 @@ def hooks_journal(index: int) -> str:
     return f"{HOOKS_DIR}/{_job(index)}.json"
 
 
+_LEASE_FILES = re.compile(rf"^{STATE_DIR}/\.?lease\.json(?:\.lock|\.new-\d+)?$")  # the lease, its lock, a new one
+
+
+def is_lease(rel: str) -> bool:
+    """The writer lease's own files: present while a run holds the lake, never part of what a run wrote."""
+    return bool(_LEASE_FILES.match(rel))
+
+
 # What bear writes into a lake: run state, and in a table's partition folders its data files (and their
-# temporaries), manifests and markers. Nothing else is ever deleted by bear.
+# temporaries), manifests and markers. Nothing else is ever deleted by bear. The lease is not in it: the run that
+# deletes holds it.
 _OWN = re.compile(
     rf"^(?:{STATE_DIR}/.+|(?:{'|'.join(f'{t}/{k}' for t, k in PARTITION_KEY.items())})=[^/]+/"
     rf"(?:(?:part-\d{{5}}\.parquet|{MANIFEST})|\.(?:part-\d{{5}}\.parquet|{MANIFEST})\.tmp-\d+|{SUCCESS}))$")
@@ -66,15 +76,26 @@ _OWN = re.compile(
 
 def bear_files(rels: list[str]) -> list[str]:
     """Of a lake's files (relative paths), the ones bear wrote: all that `run.restart=true` may delete."""
-    return [r for r in rels if _OWN.match(r)]
+    return [r for r in rels if _OWN.match(r) and not is_lease(r)]
+
+
+def job_partitions(plan: dict, index: int) -> list[str]:
+    """The partition folders (`orders/ingest_dt=2020-01-05`) one job of a plan commits: index -1 the dimension
+    tables (customers one per signup day, the catalog one per category), else every transactional table's day
+    in the chunk's window, empty days included."""
+    if index < 0:
+        return ([partition_dir("customers", d) for d in plan["signup_days"]]
+                + [partition_dir("product_catalog", c) for c in CATEGORIES])
+    chunk = plan["chunks"][index]
+    days = [day_partition(d) for d in range(day_number(chunk["start"]), day_number(chunk["end"]) + 1)]
+    return [partition_dir(t, d) for t in TRANSACTIONS for d in days]
 
 
 def expected_partitions(plan: dict) -> dict[str, list[str]]:
-    """Every partition folder name a finished lake of this plan has, per table: each transactional table has one
-    per day of the run (empty days included), customers one per signup day, the catalog one per category."""
-    chunks = plan["chunks"]
-    days = [day_partition(d) for c in chunks for d in range(day_number(c["start"]), day_number(c["end"]) + 1)]
-    out = {t: [partition_name(t, d) for d in days] for t in TRANSACTIONS}
-    out["customers"] = [partition_name("customers", d) for d in plan["signup_days"]]
-    out["product_catalog"] = [partition_name("product_catalog", c) for c in CATEGORIES]
-    return {t: out[t] for t in (*DIMENSIONS, *TRANSACTIONS)}
+    """Every partition folder name a finished lake of this plan has, per table (see job_partitions)."""
+    out: dict[str, list[str]] = {t: [] for t in (*DIMENSIONS, *TRANSACTIONS)}
+    for index in range(-1, len(plan["chunks"])):
+        for folder in job_partitions(plan, index):
+            table, name = folder.split("/")
+            out[table].append(name)
+    return out

@@ -25,95 +25,21 @@ from typing import TypeVar
 import fsspec
 
 from bear.config.schema import SinkConfig
+from bear.lake import localdisk
+from bear.lake.errors import (
+    RESUME,
+    SinkAuthError,
+    SinkError,
+    SinkKeyFileError,
+    SinkSettingError,
+    auth_message,
+    brief,
+    classify,
+    disk_message,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-# Exception classes (matched anywhere in the MRO, so aiohttp, requests and google-auth need not be
-# imported here) that mean "the request may not have reached GCS or its answer was lost".
-TRANSIENT_TYPES = frozenset({
-    "ClientConnectionError",  # aiohttp: refused, reset, server disconnected, socket timeouts
-    "ClientPayloadError",  # aiohttp: response body cut short
-    "ConnectionError", "Timeout", "ChunkedEncodingError",  # requests (gcsfs maps HTTP 502 to ProxyError)
-    "TransportError",  # google-auth could not reach the token endpoint
-    "ChecksumError",  # gcsfs: the server's md5 of the stored object differs from ours
-})
-# Credentials that could not be found, loaded or refreshed.
-AUTH_TYPES = frozenset({"RefreshError", "DefaultCredentialsError", "NonRetryableError"})
-RESUME = "rerun the same command to resume from the last committed chunk"
-
-
-class SinkError(RuntimeError):
-    """A sink failure that retrying will not fix; `str()` is one line saying what to do."""
-
-    exit_code = 1  # a runtime failure; the checkpoint stays and a rerun resumes
-
-
-class SinkSettingError(SinkError):
-    """A sink setting that cannot work (an unwritable root, a missing bucket or key file): exit code 2."""
-
-    exit_code = 2
-
-
-class SinkAuthError(SinkError):
-    """GCS refused the credentials or their permissions; the message says how to fix it."""
-
-
-class SinkKeyFileError(SinkAuthError, SinkSettingError):
-    """sink.token names a key file that does not exist."""
-
-
-def _status_of(exc: BaseException) -> int | None:
-    """The HTTP status an exception carries (gcsfs HttpError.code, aiohttp .status), if any."""
-    for attr in ("code", "status", "status_code"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int):
-            return value
-    if isinstance(exc, OSError) and str(exc).startswith("Forbidden:"):
-        return 403  # gcsfs raises OSError("Forbidden: <path>...") for 403 without a status attribute
-    return None
-
-
-def classify(exc: BaseException) -> str:
-    """'auth', 'transient', 'missing' or 'fatal' for an exception raised by a filesystem call."""
-    status = _status_of(exc)
-    types = {c.__name__ for c in type(exc).__mro__}
-    if status in (401, 403) or types & AUTH_TYPES:
-        return "auth"
-    if status in TRANSIENT_STATUS or types & TRANSIENT_TYPES or isinstance(exc, ConnectionError | TimeoutError):
-        return "transient"
-    if status == 404 or isinstance(exc, FileNotFoundError):
-        return "missing"
-    return "fatal"
-
-
-def brief(exc: BaseException, limit: int = 240) -> str:
-    """`Type: message` on one line, shortened (server messages can be long or multi-line)."""
-    text = " ".join(str(exc).split())
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def auth_message(exc: BaseException, what: str, display: str) -> str:
-    """One line: what GCS refused and how to fix it. Names no credential, only where they come from."""
-    status = _status_of(exc)
-    bucket = display.removeprefix("gs://").split("/", 1)[0]
-    if status == 403:
-        return (f"GCS denied access to {display} (HTTP 403 on {what}: {brief(exc)}): the credentials work but lack "
-                f"permission. Fix: grant the account roles/storage.objectAdmin on gs://{bucket}, or set sink.token "
-                f"to the key file of an account that has it; then {RESUME}")
-    fix = ("Fix: run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS or sink.token to "
-           f"a service-account key file; then {RESUME}")
-    if status == 401:
-        return f"GCS rejected the credentials for {display} (HTTP 401 on {what}): they are invalid or expired. {fix}"
-    return f"no usable Google credentials for {display} ({brief(exc)}, on {what}). {fix}"
-
-
-def temporary_name(target: str) -> str:
-    """Where a local file is written before its rename: hidden beside it, named after the writing process."""
-    folder, _, name = target.rpartition("/")
-    return f"{folder}/.{name}.tmp-{os.getpid()}"
 
 
 class Sink:
@@ -165,7 +91,7 @@ class Sink:
                 kind = classify(exc)
                 if kind == "auth":
                     raise SinkAuthError(auth_message(exc, what, self.display)) from exc
-                if kind == "missing":
+                if kind in ("missing", "precondition"):
                     raise
                 if kind == "fatal":
                     raise SinkError(f"{what} on {self.display} failed: {brief(exc)}") from exc
@@ -178,18 +104,19 @@ class Sink:
                             self.cfg.max_attempts - 1, delay)
                 time.sleep(delay)
 
-    def write(self, rel: str, data: bytes) -> None:
-        """Publish `data` at `rel` whole (and, on GCS, verified)."""
+    def local(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a local disk call; an OS error (a full disk, a read-only file system) becomes one line."""
+        try:
+            return fn()
+        except OSError as exc:
+            raise SinkError(disk_message(exc, what, self.display)) from exc
+
+    def write(self, rel: str, data: bytes, durable: bool = False) -> None:
+        """Publish `data` at `rel` whole (and, on GCS, verified). `durable` (local, with sink.fsync): on the disk
+        before this returns, for state that must survive on its own; other files are flushed by `sync()`."""
         target = self.path(rel)
         if self.is_local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            if not data:  # a marker (_SUCCESS): an empty file is whole the moment it exists, no rename needed
-                open(target, "wb").close()
-                return
-            tmp = temporary_name(target)
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
+            self.local(f"writing {rel}", lambda: localdisk.publish(target, data, durable and self.cfg.fsync))
             return
         try:
             # consistency="md5": gcsfs compares the md5 the server reports for the stored object with the
@@ -198,9 +125,53 @@ class Sink:
         except FileNotFoundError as exc:
             raise SinkError(self._missing_bucket()) from exc
 
+    def sync(self) -> None:
+        """Make everything written so far durable: one syncfs of the lake's disk (local, with sink.fsync). GCS
+        has acknowledged each object only once it was stored durably, so there it is a no-op."""
+        if self.is_local and self.cfg.fsync:
+            self.local("flushing the lake to disk", lambda: localdisk.sync_filesystem(self.root))
+
+    # Conditional writes (the writer lease): a generation is GCS's object generation, or a local file's digest.
+
+    def read_versioned(self, rel: str) -> tuple[bytes, str] | None:
+        """The bytes at `rel` and their generation, or None."""
+        if self.is_local:
+            return self.local(f"reading {rel}", lambda: localdisk.read_versioned(self.path(rel)))
+        from bear.lake import gcs
+
+        return self.retrying(f"read {rel}", lambda: gcs.read_versioned(self.fs, self.path(rel)))
+
+    def write_if(self, rel: str, data: bytes, generation: str | None) -> str | None:
+        """Write `data` at `rel` only if it is at `generation` (None: only if absent). Returns the new generation,
+        or None when another writer's version is there. A retried request whose first attempt landed but whose
+        answer was lost fails its precondition against its own write: the object then holds exactly `data`,
+        which counts as success."""
+        target = self.path(rel)
+        if self.is_local:
+            return self.local(f"writing {rel}", lambda: localdisk.create_exclusive(target, data) if generation is None
+                              else localdisk.replace_if(target, data, generation))
+        from bear.lake import gcs
+
+        try:
+            return self.retrying(f"conditional upload {rel}",
+                                 lambda: gcs.upload_if(self.fs, target, data, generation or "0"))
+        except FileExistsError:
+            current = self.read_versioned(rel)
+            return current[1] if current is not None and current[0] == data else None
+
+    def delete_if(self, rel: str, generation: str) -> None:
+        """Delete `rel` if it still is `generation` (a missing object is fine)."""
+        if self.is_local:
+            self.local(f"deleting {rel}", lambda: localdisk.delete_if(self.path(rel), generation))
+            return
+        from bear.lake import gcs
+
+        with contextlib.suppress(FileNotFoundError, FileExistsError):
+            self.retrying(f"delete {rel}", lambda: gcs.delete_if(self.fs, self.path(rel), generation))
+
     def temporaries(self, dirs: list[str]) -> list[str]:
-        """Hidden temporary files (see temporary_name) in these folders, relative to the root: what writers that
-        died before their rename left. A temporary is renamed into place whole or never. GCS has none."""
+        """Hidden temporary files (localdisk.temporary_name) in these folders, relative to the root: what writers
+        that died before their rename left. A temporary is renamed into place whole or never. GCS has none."""
         if not self.is_local:
             return []
         return [f"{d}/{p.name}" for d in dirs for p in Path(self.path(d)).glob(".*.tmp-*")]

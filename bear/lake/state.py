@@ -3,7 +3,10 @@
 Anything needed to resume is here, on the sink, so any machine can pick a run up: the
 plan (chunks, ID blocks, config and its fingerprints) and the checkpoint (how many
 chunks are committed, high-water marks, totals). Files are replaced whole, so a crash
-leaves either the old or the new version, never half of one.
+leaves either the old or the new version, never half of one; and every state document
+carries a checksum of its content, checked on every read, so a file damaged by hand, a
+disk or a copy is one clear `StateDamaged` (which bear.lake.recovery repairs) instead of
+a parse error deep in a run.
 """
 
 from __future__ import annotations
@@ -23,9 +26,31 @@ from bear.lake.layout import bear_files
 from bear.lake.parquet import PartitionStat
 from bear.lake.sink import Sink
 
-SCHEMA_VERSION = 1  # of manifests and the checkpoint
-PLAN_VERSION = 2  # of the plan document; 2: it lists signup_days
+SCHEMA_VERSION = 1  # of manifests
+CHECKPOINT_VERSION = 2  # 2: sealed (a checksum)
+PLAN_VERSION = 3  # of the plan document; 2: it lists signup_days; 3: sealed
 SECRET_KEYS = ("token",)
+# What a state document must hold to be used (beyond JSON and its checksum), by kind.
+REQUIRED = {
+    "plan": ("schema_version", "fingerprint", "plan_fingerprint", "plan_config", "chunks", "totals", "signup_days"),
+    "checkpoint": ("schema_version", "plan_fingerprint", "dimensions_committed", "committed_chunks", "rows", "bytes",
+                   "partitions", "id_high_water", "last_committed_date"),
+    "summary": ("plan_fingerprint", "index", "partitions"),
+    "journal": ("done",),
+    "report": ("tables",),
+}
+VERSIONS = {"plan": PLAN_VERSION, "checkpoint": CHECKPOINT_VERSION}
+
+
+class StateDamaged(Exception):
+    """A run-state file that is not what bear wrote: truncated, emptied, garbled, edited, or of another version."""
+
+    def __init__(self, rel: str, reason: str):
+        super().__init__(f"{rel} is damaged ({reason})")
+        self.rel = rel
+        self.reason = reason
+
+
 def sweep_temporaries(sink: Sink, dirs: list[str]) -> None:
     """Delete the temporaries killed writers of bear left in these folders (only names bear writes), before the
     folders are written again: no leftover outlives a rerun."""
@@ -94,19 +119,49 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def read_json(sink: Sink, rel: str) -> dict | None:
+def seal(obj: dict[str, Any], indent: int | None = 2) -> bytes:
+    """A state document as written: its JSON with `checksum`, the fingerprint of everything else in it."""
+    return json_bytes({**obj, "checksum": fingerprint(obj)}, indent)
+
+
+def unseal(rel: str, data: bytes, kind: str) -> dict[str, Any]:
+    """The document in `data`, checked: JSON, its checksum, its version and the keys a `kind` needs."""
+    if not data.strip():
+        raise StateDamaged(rel, "empty")
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise StateDamaged(rel, f"not JSON, truncated or garbled: {exc}") from None
+    if not isinstance(doc, dict):
+        raise StateDamaged(rel, "not a JSON object")
+    checksum = doc.pop("checksum", None)
+    if checksum is None:
+        raise StateDamaged(rel, "no checksum: written by bear before 0.3, or by hand")
+    if checksum != fingerprint(doc):
+        raise StateDamaged(rel, "checksum mismatch: changed after bear wrote it")
+    if kind in VERSIONS and doc.get("schema_version") != VERSIONS[kind]:
+        raise StateDamaged(rel, f"schema_version {doc.get('schema_version')}, this bear reads {VERSIONS[kind]}")
+    missing = [k for k in REQUIRED[kind] if k not in doc]
+    if missing:
+        raise StateDamaged(rel, f"{kind} without {', '.join(missing)}")
+    return doc
+
+
+def read_state(sink: Sink, rel: str, kind: str) -> dict[str, Any] | None:
+    """A checked state document (None: there is none); StateDamaged if it is not what bear wrote."""
     if not sink.exists(rel):
         return None
-    return json.loads(sink.read(rel))
+    return unseal(rel, sink.read(rel), kind)
+
+
+def write_state(sink: Sink, rel: str, obj: dict[str, Any], indent: int | None = 2, durable: bool = False) -> None:
+    """Replace a state document whole; `durable`: on the disk before this returns (the checkpoint, the plan)."""
+    sink.write(rel, seal(obj, indent), durable)
 
 
 def json_bytes(obj: Any, indent: int | None = 2) -> bytes:
     """`indent=None` for documents written by the thousand (manifests, chunk summaries): encoded in C."""
     return json.dumps(obj, indent=indent, sort_keys=True).encode()
-
-
-def write_json(sink: Sink, rel: str, obj: Any, indent: int | None = 2) -> None:
-    sink.write(rel, json_bytes(obj, indent))
 
 
 def plan_document(cfg: BearConfig, chunks: list[dict[str, Any]], signup_days: list[str]) -> dict[str, Any]:
@@ -151,7 +206,7 @@ def manifest_document(cfg: BearConfig, fp: str, stat: PartitionStat) -> dict[str
 
 def empty_checkpoint(plan: dict) -> dict[str, Any]:
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": CHECKPOINT_VERSION,
         "plan_fingerprint": plan["plan_fingerprint"],
         "dimensions_committed": False,
         "committed_chunks": 0,
@@ -163,3 +218,20 @@ def empty_checkpoint(plan: dict) -> dict[str, Any]:
         "partitions": 0,
         "updated_at": now_iso(),
     }
+
+
+def advance(ck: dict[str, Any], plan: dict[str, Any], index: int, partitions: list[dict[str, Any]]) -> None:
+    """Move the checkpoint past job `index` (-1: the dimension tables) whose partitions (a summary's entries:
+    table, rows, bytes) were committed. One rule for the commit and for rebuilding a checkpoint from the lake."""
+    for p in partitions:
+        ck["rows"][p["table"]] = ck["rows"].get(p["table"], 0) + p["rows"]
+        ck["bytes"][p["table"]] = ck["bytes"].get(p["table"], 0) + p["bytes"]
+        ck["partitions"] += 1
+    if index < 0:
+        ck["dimensions_committed"] = True
+    else:
+        chunk = plan["chunks"][index]
+        ck["committed_chunks"] = index + 1
+        ck["last_committed_date"] = chunk["end"]
+        ck["id_high_water"] = {f: chunk["first_ids"][f] + chunk["ids"][f] - 1 for f in chunk["first_ids"]}
+    ck["updated_at"] = now_iso()

@@ -16,17 +16,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bear.config.schema import BearConfig
-from bear.lake.layout import CHECKPOINT, CHUNKS_DIR, HOOKS_DIR, PLAN, REPORT_JSON, STATE_DIR, bear_files
+from bear.lake.layout import CHECKPOINT, CHUNKS_DIR, HOOKS_DIR, PLAN, REPORT_JSON, STATE_DIR, bear_files, is_lease
+from bear.lake.lease import Lease
+from bear.lake.recovery import load_checkpoint, plan_recoverable, read_plan
 from bear.lake.sink import Sink, open_sink
 from bear.lake.state import (
+    StateDamaged,
     config_change,
-    empty_checkpoint,
+    content_config,
+    fingerprint,
     is_complete,
     now_iso,
     other_config,
-    read_json,
+    plan_config,
+    read_state,
     sweep_temporaries,
-    write_json,
+    write_state,
 )
 from bear.run import report
 from bear.run.commit import Committer, load_hooks
@@ -38,31 +43,62 @@ from bear.run.progress import Progress
 log = logging.getLogger("bear")
 
 
-def preflight(sink: Sink, cfg: BearConfig) -> dict[str, Any] | None:
-    """Before any planning or Ray: the location is usable, and holds nothing or a lake of this config (returns
-    its plan); a lake of another config is refused, or with run.restart=true emptied of what bear wrote; a
-    location that holds anything else is always refused."""
-    sink.check_writable()
+def preflight(sink: Sink, cfg: BearConfig) -> tuple[dict[str, Any] | None, StateDamaged | None]:
+    """With the lease held, before any planning or Ray: the location holds nothing or a lake of this config (its
+    plan, or the damage to a plan the config can recompute); a lake of another config is refused, or with
+    run.restart=true emptied of what bear wrote."""
     sweep_temporaries(sink, [STATE_DIR, CHUNKS_DIR, HOOKS_DIR])  # state a killed run left half-written
-    old = read_json(sink, PLAN)
-    change = config_change(old, cfg) if old is not None else None
-    if change:
+    old, damage, refusal = None, None, None
+    try:
+        old = read_plan(sink)
+        change = config_change(old, cfg) if old is not None else None
+        refusal = other_config(sink.display, change) if change else None
+    except StateDamaged as exc:
+        damage = exc
+        if not plan_recoverable(sink, fingerprint(content_config(cfg)), fingerprint(plan_config(cfg))):
+            refusal = (f"{sink.display}: {exc}, and the lake's manifests or checkpoint were written by another "
+                       f"config, so it cannot be recomputed from this one: rerun with the lake's original settings, "
+                       f"add run.restart=true to delete that lake and start over, or pick another sink location")
+    if refusal:
         if not cfg.run.restart:
-            raise RunError(other_config(sink.display, change), exit_code=2)
-        everything = sink.find("")
+            raise RunError(refusal, exit_code=2)
+        everything = [r for r in sink.find("") if not is_lease(r)]
         own = bear_files(everything)
         log.warning("run.restart=true: deleting the previous lake at %s (%d files bear wrote; %d others kept)",
                     sink.display, len(own), len(everything) - len(own))
         sink.delete(own)
-        return None
-    if old is None and sink.find(""):
+        return None, None
+    return old, damage
+
+
+def refuse_foreign(sink: Sink) -> None:
+    """Before the lease (which writes under `_bear/`): a location that holds files but no bear run is refused,
+    run.restart=true included, and nothing is written there."""
+    if not sink.exists(PLAN) and any(not is_lease(r) for r in sink.find("")):
         raise RunError(
             f"{sink.display} is not empty and is not a bear lake (no {PLAN}); bear writes only into an empty "
             f"location or a lake it wrote, and deletes nothing else, run.restart=true included: point "
             f"sink.root/sink.prefix at an empty or new location",
             exit_code=2,
         )
-    return old
+
+
+def _checkpoint(sink: Sink, plan: dict[str, Any]) -> dict[str, Any]:
+    """The run's checkpoint; one rebuilt from the lake is said in a warning and written back at once."""
+    ck, rebuilt = load_checkpoint(sink, plan)
+    if rebuilt:
+        log.warning("%s", rebuilt)
+        write_state(sink, CHECKPOINT, ck, durable=True)
+    return ck
+
+
+def _report_of(sink: Sink) -> dict[str, Any]:
+    """The finished lake's last run report (derived data: a damaged one is simply not shown)."""
+    try:
+        return read_state(sink, REPORT_JSON, "report") or {}
+    except StateDamaged as exc:
+        log.warning("%s; bear verify audits the lake itself", exc)
+        return {}
 
 
 class Tally:
@@ -102,10 +138,17 @@ def backfill(cfg: BearConfig) -> dict:
         from bear.run.dryrun import dry_run
 
         return dry_run(prepare(cfg), sink)
-    old = preflight(sink, cfg)
-    ck = read_json(sink, CHECKPOINT) if old is not None else None
+    sink.check_writable()
+    refuse_foreign(sink)
+    with Lease(sink, cfg.run.lease_s) as lease:
+        return _backfill(cfg, sink, lease, hooks, t_start)
+
+
+def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: float) -> dict:
+    old, damage = preflight(sink, cfg)
+    ck = _checkpoint(sink, old) if old is not None else None
     if is_complete(old, ck):
-        return {**(read_json(sink, REPORT_JSON) or {}), "nothing_to_do": True, "lake": sink.display}
+        return {**_report_of(sink), "nothing_to_do": True, "lake": sink.display}
     with contextlib.ExitStack() as stack:
         if cfg.ray.kind == "inprocess":
             p, executor = prepare(cfg), InProcessExecutor()
@@ -119,9 +162,11 @@ def backfill(cfg: BearConfig) -> dict:
                 p, executor = planning.result(), RayExecutor(cfg.ray)
         t_ray = time.perf_counter()
         if old is None:
-            write_json(sink, PLAN, p.plan)
-        ck = ck or empty_checkpoint(p.plan)
-        committer = Committer(sink, p.works, ck, hooks)
+            write_state(sink, PLAN, p.plan, durable=True)
+            if damage is not None:
+                log.warning("%s; recomputed it from the config, which wrote the lake's manifests", damage)
+            ck = _checkpoint(sink, p.plan)
+        committer = Committer(sink, p.plan, ck, hooks, lease)
         total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
         log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.works),
                  len(p.works) - ck["committed_chunks"], f"{total_rows:,}", sink.display)

@@ -1,30 +1,34 @@
 """Publishing finished work strictly in chunk order: markers, hooks, chunk summary, then the checkpoint.
 
-A chunk's files and manifests are written by its job; nothing trusts them until the driver's
-commit writes each partition's `_SUCCESS` and then the checkpoint. A crash between the two
-leaves a chunk a rerun regenerates byte for byte, and post-export hooks are journaled per
-chunk so a resumed chunk does not call them twice.
+A chunk's files and manifests are written (and flushed to disk) by its job; nothing trusts
+them until the driver's commit writes each partition's `_SUCCESS` and then the checkpoint.
+Each commit first makes sure this run still holds the writer lease, and flushes the markers
+and the summary to disk before the checkpoint advances, so the checkpoint is never ahead of
+what a power cut leaves. A crash between the steps leaves a chunk a rerun regenerates byte
+for byte (or, if its summary and markers made it, one the rebuilt checkpoint counts), and
+post-export hooks are journaled per chunk so a resumed chunk does not call them twice.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bear.core.calendar import day_to_date
-from bear.gen.planner import ChunkWork
 from bear.lake.layout import CHECKPOINT, SUCCESS, hooks_journal, summary_name
+from bear.lake.lease import Lease
 from bear.lake.sink import Sink, Writes
-from bear.lake.state import now_iso, read_json, write_json
+from bear.lake.state import StateDamaged, advance, read_state, write_state
 from bear.run.jobs import JobResult
 from bear.run.prepare import RunError
 from bear.run.report import chunk_summary
 
 Hook = Callable[[dict[str, Any]], Any]
+log = logging.getLogger(__name__)
 
 
 def load_hooks(specs: list[str]) -> list[Hook]:
@@ -43,45 +47,43 @@ def load_hooks(specs: list[str]) -> list[Hook]:
 
 
 class Committer:
-    """Publishes finished work strictly in order: `_SUCCESS` (the worker wrote files and manifest), hooks, then
-    the checkpoint."""
+    """Publishes finished work strictly in order: `_SUCCESS` (the worker wrote files and manifest), hooks, the
+    chunk summary, then the checkpoint."""
 
-    def __init__(self, sink: Sink, works: list[ChunkWork], checkpoint: dict[str, Any], hooks: list[Hook]):
+    def __init__(self, sink: Sink, plan: dict[str, Any], checkpoint: dict[str, Any], hooks: list[Hook],
+                 lease: Lease):
         self.sink = sink
-        self.works = works
+        self.plan = plan
         self.checkpoint = checkpoint
         self.hooks = hooks
+        self.lease = lease
         self.commit_s = 0.0
 
     def commit(self, result: JobResult) -> None:
         t0 = time.perf_counter()
-        ck = self.checkpoint
+        self.lease.ensure()
         with Writes(self.sink) as writes:
             for stat in result.partitions:
                 writes.write(f"{stat.dir}/{SUCCESS}", b"")
         if self.hooks:
             self._run_hooks(result)
-        for stat in result.partitions:
-            ck["rows"][stat.table] = ck["rows"].get(stat.table, 0) + stat.rows
-            ck["bytes"][stat.table] = ck["bytes"].get(stat.table, 0) + stat.bytes
-            ck["partitions"] += 1
-        write_json(self.sink, summary_name(result.index), chunk_summary(result.partitions), indent=None)
-        if result.index < 0:
-            ck["dimensions_committed"] = True
-        else:
-            chunk = self.works[result.index].plan
-            ck["committed_chunks"] = result.index + 1
-            ck["last_committed_date"] = day_to_date(chunk.chunk.end_day).isoformat()
-            ck["id_high_water"] = {f: chunk.first_ids[f] + chunk.counts[f] - 1 for f in chunk.first_ids}
-        ck["updated_at"] = now_iso()
-        write_json(self.sink, CHECKPOINT, ck)
+        summary = chunk_summary(self.plan["plan_fingerprint"], result.index, result.partitions)
+        write_state(self.sink, summary_name(result.index), summary, indent=None)
+        self.sink.sync()  # markers and summary on the disk before the checkpoint counts them
+        advance(self.checkpoint, self.plan, result.index, summary["partitions"])
+        self.lease.ensure()  # again: a run frozen since the first check must not move a checkpoint it lost
+        write_state(self.sink, CHECKPOINT, self.checkpoint, durable=True)
         self.commit_s += time.perf_counter() - t0
 
     def _run_hooks(self, result: JobResult) -> None:
         """Call each hook once per partition, journaled per chunk so a resumed chunk skips what already ran."""
         sink = self.sink
         journal = hooks_journal(result.index)
-        done = set((read_json(sink, journal) or {}).get("done", []))
+        try:
+            done = set((read_state(sink, journal, "journal") or {"done": []})["done"])
+        except StateDamaged as exc:  # which hooks ran is lost: at least once beats never
+            log.warning("%s: the post-export hooks run again for every partition of this chunk", exc)
+            done = set()
         for stat, manifest in zip(result.partitions, result.manifests, strict=True):
             if stat.dir in done:
                 continue
@@ -96,4 +98,4 @@ class Committer:
                         f"{type(exc).__name__}: {exc}; the checkpoint stays before this chunk and a rerun retries it"
                     ) from exc
             done.add(stat.dir)
-            write_json(sink, journal, {"done": sorted(done)})
+            write_state(sink, journal, {"done": sorted(done)})

@@ -20,9 +20,10 @@ import numpy as np
 
 from bear.core.schemas import PLAN_FAMILY, TRANSACTIONS
 from bear.core.vocab import CATEGORIES
-from bear.lake.layout import CHECKPOINT, DATA_FILE, MANIFEST, PLAN, STATE_DIR, SUCCESS, day_partition, partition_dir
+from bear.lake.layout import DATA_FILE, MANIFEST, STATE_DIR, SUCCESS, day_partition, is_lease, partition_dir
+from bear.lake.recovery import load_checkpoint, read_plan
 from bear.lake.sink import Sink
-from bear.lake.state import read_json
+from bear.lake.state import StateDamaged
 from bear.run.prepare import Prepared
 
 
@@ -59,9 +60,15 @@ def planned_objects(p: Prepared, committed_chunks: int = 0, dimensions_done: boo
 
 def dry_run(p: Prepared, sink: Sink) -> dict[str, Any]:
     """What `bear` would write to `sink` (reading its run state if any), as a report; writes nothing."""
-    old = read_json(sink, PLAN)
     done, dims = 0, False
-    if old is None and sink.find(""):
+    try:
+        old, damage = read_plan(sink), None
+    except StateDamaged as exc:
+        old, damage = None, exc
+    if damage is not None:
+        state = (f"{damage}: a real run would recompute it if the lake's manifests were written by this config, "
+                 f"and redo what its checkpoint cannot prove; listed as if nothing were committed")
+    elif old is None and any(not is_lease(r) for r in sink.find("")):
         state = "it is not empty and holds no bear run: a real run would refuse (run.restart=true would empty it)"
     elif old is None:
         state = "no bear run there yet: the whole lake would be written"
@@ -69,9 +76,8 @@ def dry_run(p: Prepared, sink: Sink) -> dict[str, Any]:
         state = ("it holds a run of a different config: a real run would refuse (run.restart=true would delete "
                  "that lake and write this one)")
     else:
-        ck = read_json(sink, CHECKPOINT)
-        done = ck["committed_chunks"] if ck else 0
-        dims = bool(ck and ck["dimensions_committed"])
+        ck = load_checkpoint(sink, old)[0]
+        done, dims = ck["committed_chunks"], ck["dimensions_committed"]
         state = ("it holds this run, complete: nothing left to write" if done == len(p.works) and dims else
                  f"it holds this run with {done}/{len(p.works)} chunks committed: the rest would be written")
     objects = planned_objects(p, done, dims)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from bear.config.schema import RayConfig
-from bear.lake.sink import SinkError
+from bear.lake.errors import SinkError
 from bear.run.prepare import RunError
 
 log = logging.getLogger("bear")
@@ -180,8 +180,9 @@ def commit_in_order(executor: Executor, jobs: list[Job], commit: Callable[[Any],
             last_result_at = time.perf_counter()
         except Exception as exc:
             executor.cancel(list(inflight))
-            raise RunError(f"{jobs[i][0]} failed: {failure(exc)}. Committed work is kept; fix the cause and "
-                           f"rerun the same command to resume.") from None
+            said = isinstance(getattr(exc, "cause", None) or exc, SinkError)  # its line already says how to go on
+            raise RunError(f"{jobs[i][0]} failed: {failure(exc)}" + ("" if said else ". Committed work is kept; fix "
+                           "the cause and rerun the same command to resume.")) from None
         while nxt in done:
             commit(done.pop(nxt))
             nxt += 1

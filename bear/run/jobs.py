@@ -129,7 +129,10 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
                                       rows.event_s // DAY_S, names, ingest, seconds)
         w0 = time.perf_counter()
         manifests = write_manifests(ctx, writes, stats)
-    seconds["write"] += time.perf_counter() - w0  # manifests, and waiting for the last uploads
+    w1 = time.perf_counter()
+    seconds["write"] += w1 - w0  # manifests, and waiting for the last uploads
+    ctx.sink.sync()  # on the disk before the driver's commit makes it visible
+    seconds["sync"] = time.perf_counter() - w1
     return JobResult(chunk.index, stats, manifests, seconds, *_where())
 
 
@@ -152,6 +155,7 @@ def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
                                   ctx.lookups.products.category.astype(np.int64), dict(enumerate(CATEGORIES)),
                                   dict.fromkeys(range(len(CATEGORIES)), run_start_s))
         manifests = write_manifests(ctx, writes, stats)
+    ctx.sink.sync()
     return JobResult(-1, stats, manifests, {"dimensions": time.perf_counter() - t0}, *_where())
 
 

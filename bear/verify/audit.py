@@ -33,9 +33,10 @@ import numpy as np
 from bear.config.schema import BearConfig
 from bear.core.calendar import day_number
 from bear.core.schemas import DIMENSIONS, ID_FAMILIES, PARTITION_KEY, TABLES
-from bear.lake.layout import CHECKPOINT, PLAN, STATE_DIR, expected_partitions
+from bear.lake.layout import PLAN, STATE_DIR, expected_partitions
+from bear.lake.recovery import load_checkpoint, read_plan
 from bear.lake.sink import Sink, open_sink
-from bear.lake.state import PLAN_VERSION, content_config, fingerprint, read_json
+from bear.lake.state import StateDamaged, content_config, fingerprint
 from bear.verify.dimensions import dimension_partition, load_dimensions
 from bear.verify.findings import Report
 from bear.verify.mess_rates import mess_rates
@@ -105,27 +106,26 @@ class Audit:
         found = self.found
         found.count("run.state", 1)
         try:
-            plan = read_json(self.sink, PLAN)
-        except ValueError:
-            plan = None
-        if plan is None:
-            found.fail("run.state", "-", f"no bear run at {self.sink.display} ({PLAN} missing or unreadable)")
+            plan = read_plan(self.sink)
+        except StateDamaged as exc:
+            found.fail("run.state", "-", f"{exc}; a run with the lake's config recomputes it (bear run)")
             self.skipped = True
             return None
-        if plan.get("schema_version") != PLAN_VERSION:
-            found.fail("run.state", "-", f"{PLAN} has schema_version {plan.get('schema_version')}, this bear reads "
-                       f"{PLAN_VERSION}; audit the lake with the bear version that wrote it")
+        if plan is None:
+            found.fail("run.state", "-", f"no bear run at {self.sink.display} ({PLAN} missing)")
             self.skipped = True
             return None
         if plan.get("fingerprint") != self.fp:
             found.fail("run.state", "-", f"the lake was written by another config (fingerprint "
                        f"{str(plan.get('fingerprint'))[:12]}, this config {self.fp[:12]}); verify with the run's "
                        f"overrides")
-        ck = read_json(self.sink, CHECKPOINT) or {}
-        done, total = ck.get("committed_chunks", 0), len(plan["chunks"])
-        if done < total or not ck.get("dimensions_committed"):
+        ck, rebuilt = load_checkpoint(self.sink, plan)
+        if rebuilt:
+            found.fail("run.state", "-", f"checkpoint: {rebuilt}; the next run writes it back")
+        done, total = ck["committed_chunks"], len(plan["chunks"])
+        if done < total or not ck["dimensions_committed"]:
             found.fail("run.state", "-", f"run incomplete: {done}/{total} chunks committed, dimensions "
-                       f"{'committed' if ck.get('dimensions_committed') else 'pending'}; rerun `bear` to finish it")
+                       f"{'committed' if ck['dimensions_committed'] else 'pending'}; rerun `bear` to finish it")
         for fam in ID_FAMILIES:
             firsts = np.array([c["first_ids"][fam] for c in plan["chunks"]])
             ends = firsts + np.array([c["ids"][fam] for c in plan["chunks"]])

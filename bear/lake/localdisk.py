@@ -1,0 +1,166 @@
+"""The local-disk primitives a lake needs: whole-file publishing, batched durability, compare-and-swap.
+
+Files are published whole: written under a hidden temporary name beside the target, then
+renamed (a crash leaves the old file or the new one, and a hidden temporary that the next
+writer of the folder sweeps). Durability is batched: one `syncfs` flushes everything a chunk
+wrote (data, manifests, the directory entries of their renames) in a single call, where a
+per-file `fsync` would cost a journal commit for each of tens of thousands of files.
+State files that must survive on their own (the checkpoint) are fsynced with their folder.
+
+The writer lease needs two atomic operations a plain file system lacks as calls: create-if-absent
+(a hard link of a finished temporary: `link` fails if the name exists, and the file appears
+whole) and replace-if-unchanged (read, compare, rename while holding a POSIX lock on a lock
+file beside it; the kernel drops the lock if its holder dies, and network file systems honour it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+
+def temporary_name(target: str) -> str:
+    """Where a local file is written before its rename: hidden beside it, named after the writing process."""
+    folder, _, name = target.rpartition("/")
+    return f"{folder}/.{name}.tmp-{os.getpid()}"
+
+
+def _write_file(path: str, data: bytes, durable: bool) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def fsync_dir(folder: str) -> None:
+    """Make the folder's entries (a rename into it, a new file) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(target: str, data: bytes, durable: bool = False) -> None:
+    """Write `target` whole: a temporary beside it, then a rename; on any failure the temporary is removed, so a
+    full disk leaves no partial file behind. `durable`: fsync the file before and its folder after the rename."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    if not data and not durable:  # a marker (_SUCCESS): an empty file is whole the moment it exists
+        open(target, "wb").close()
+        return
+    tmp = temporary_name(target)
+    try:
+        _write_file(tmp, data, durable)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(os.path.dirname(target))
+
+
+@cache
+def _libc_syncfs():
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return getattr(libc, "syncfs", None)
+
+
+def sync_filesystem(path: str) -> None:
+    """Flush every file system buffer of the disk that holds `path` (Linux `syncfs`; elsewhere `sync`).
+
+    Since Linux 5.8 syncfs also reports a write-back error (a full disk, an I/O error) that happened to any
+    file on that disk since the last call, so data lost in write-back cannot pass unnoticed.
+    """
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)
+
+
+def version(data: bytes) -> str:
+    """A local file's generation: the digest of its bytes (documents that can be raced carry a nonce, so two
+    writers' versions never coincide)."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def read_versioned(target: str) -> tuple[bytes, str] | None:
+    try:
+        data = Path(target).read_bytes()
+    except FileNotFoundError:
+        return None
+    return data, version(data)
+
+
+def create_exclusive(target: str, data: bytes) -> str | None:
+    """Create `target` holding `data` if no file has that name (its generation), else None."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    folder, _, name = target.rpartition("/")
+    tmp = f"{folder}/.{name}.new-{os.getpid()}"  # not a sweepable temporary: a holder never removes it from under us
+    try:
+        _write_file(tmp, data, durable=True)
+        os.link(tmp, target)
+    except FileExistsError:
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    fsync_dir(folder)
+    return version(data)
+
+
+LOCK_WAIT_S = 30.0  # a holder is inside its lock for milliseconds; one frozen there must not block others forever
+
+
+@contextlib.contextmanager
+def _locked(target: str) -> Iterator[None]:
+    """An exclusive POSIX lock on `.<name>.lock` beside `target`, held for one read-compare-write."""
+    folder, _, name = target.rpartition("/")
+    fd = os.open(f"{folder}/.{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def replace_if(target: str, data: bytes, generation: str) -> str | None:
+    """Replace `target` with `data` if it still is `generation` (returns the new one), else None."""
+    with _locked(target):
+        current = read_versioned(target)
+        if current is None or current[1] != generation:
+            return None
+        publish(target, data, durable=True)
+    return version(data)
+
+
+def delete_if(target: str, generation: str) -> None:
+    """Delete `target` if it still is `generation`."""
+    with _locked(target):
+        current = read_versioned(target)
+        if current is not None and current[1] == generation:
+            os.unlink(target)
