@@ -7,6 +7,7 @@ The commit protocol and resume logic need no Ray, so these runs use the in-proce
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SHORT_LEASE, assert_same_local_lake, await_lease_expiry, compose_cfg, run_bear, start_bear
 
+from bear.cli.commands import cmd_status
 from bear.config.schema import SinkConfig
 from bear.lake import localdisk
 from bear.lake.layout import CHECKPOINT, LEASE, MANIFEST, PLAN, REPORT_JSON, SUCCESS, hooks_journal, summary_name
@@ -207,7 +209,7 @@ def _damage(path: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["truncated", "emptied", "garbled"])
 @pytest.mark.parametrize("state", ["plan", "checkpoint", "summary"])
 def test_damaged_state_is_named_then_rebuilt_or_recomputed_and_the_lake_completes(reference, half_done, tmp_path,
-                                                                                   state, how):
+                                                                                   state, how, capsys, caplog):
     """A half-done lake with one damaged state file."""
     lake = tmp_path / "lake"
     shutil.copytree(half_done, lake)
@@ -219,20 +221,18 @@ def test_damaged_state_is_named_then_rebuilt_or_recomputed_and_the_lake_complete
     with pytest.raises(StateDamaged, match=f"{rel} is damaged"):
         read_state(sink, rel, state)
 
-    status = run_bear("status", *SMOKE, f"sink.root={lake}", cwd=tmp_path)
-    assert "Traceback" not in status.stderr
+    cfg = compose_cfg(f"sink.root={lake}", "ray=inprocess")  # in-process: the CLI's side is tested below
+    code, out = cmd_status(cfg), capsys.readouterr().out
     if state == "plan":
-        assert status.returncode == 1 and f"{PLAN} is damaged" in status.stdout, status.stdout
+        assert code == 1 and f"{PLAN} is damaged" in out, out
     else:  # the damaged summary is chunk 1's: only the dimensions and chunk 0 are proven
         proven = "1/6" if state == "summary" else "3/6"
-        assert status.returncode == 0, status.stderr
-        assert f"rebuilt from the lake's _SUCCESS markers and chunk summaries: dimensions committed, {proven}" \
-               in status.stdout, status.stdout
+        assert code == 0 and f"rebuilt from the lake's _SUCCESS markers and chunk summaries: dimensions committed, " \
+                             f"{proven}" in out, out
 
-    res = run_bear(*SMOKE, f"sink.root={lake}", cwd=tmp_path)
-    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
-    warning = "recomputed it from the config" if state == "plan" else "rebuilt from the lake"
-    assert warning in res.stderr, res.stderr
+    with caplog.at_level(logging.WARNING, logger="bear"):
+        backfill(cfg)
+    assert ("recomputed it from the config" if state == "plan" else "rebuilt from the lake") in caplog.text
     assert_same_local_lake(lake, reference)
     assert read_state(sink, CHECKPOINT, "checkpoint")["committed_chunks"] == 6
     read_state(sink, PLAN, "plan")
@@ -279,6 +279,9 @@ def test_a_damaged_plan_of_another_config_is_refused_and_nothing_changes(referen
     assert sorted(str(p) for p in lake.rglob("*")) == before
     verify = run_bear("verify", *SMOKE, f"sink.root={lake}", cwd=tmp_path)
     assert verify.returncode == 1 and f"{PLAN} is damaged" in verify.stdout + verify.stderr
+    status = run_bear("status", *SMOKE, f"sink.root={lake}", cwd=tmp_path)
+    assert status.returncode == 1 and status.stdout.count("\n") == 1 and "Traceback" not in status.stderr
+    assert f"{PLAN} is damaged (empty); run bear with the lake's config" in status.stdout
 
 
 # ---- durable commits ----------------------------------------------------------------------------------------------

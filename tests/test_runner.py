@@ -177,7 +177,8 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
     ref_root, _ = reference
     lake = tmp_path / "lake"
     args = ["+preset=smoke", f"sink.root={lake}", SHORT_LEASE]
-    if moment == "between_markers_and_checkpoint":
+    if moment == "between_markers_and_checkpoint":  # the driver's own moment: no Ray needed
+        args.append("ray=inprocess")
         env = {"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-01-25"}
         res = run_bear(*args, "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path, env=env)
         assert res.returncode == -signal.SIGKILL

@@ -42,6 +42,12 @@ class LeaseLost(SinkError):
     """This run's lease was taken over (it went unrenewed past its expiry): stop before publishing more."""
 
 
+def _clock() -> float:
+    """Seconds that keep counting while the machine sleeps (CLOCK_BOOTTIME), so a run woken from a suspend knows
+    its lease may have lapsed; monotonic time elsewhere."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
+
+
 def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")
 
@@ -94,7 +100,7 @@ class Lease:
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = _iso(time.time())
         self.generation: str | None = None
-        self.renewed = 0.0  # time.monotonic() when the current term began
+        self.renewed = 0.0  # _clock() when the current term began
         self.lost: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -109,7 +115,7 @@ class Lease:
     def acquire(self) -> None:
         """Take the lease, or raise LeaseHeld naming its live holder."""
         for _ in range(5):  # each pass ends in a win, a live holder, or a race that changed what is there
-            began = time.monotonic()
+            began = _clock()
             generation = self.sink.write_if(LEASE, self._document(), None)
             if generation is None:
                 found = self.sink.read_versioned(LEASE)
@@ -132,7 +138,7 @@ class Lease:
         raise LeaseHeld(f"{self.sink.display}: could not take the writer lease, other runs keep changing it")
 
     def _renew(self) -> None:
-        began = time.monotonic()
+        began = _clock()
         generation = self.sink.write_if(LEASE, self._document(), self.generation)
         if generation is None:  # not the version we last wrote: ours all the same if a renewal of ours that
             found = self.sink.read_versioned(LEASE)  # seemed to fail landed after all
@@ -163,7 +169,7 @@ class Lease:
         with self._lock:
             if self.lost:
                 raise LeaseLost(self.lost)
-            if time.monotonic() - self.renewed > self.lease_s / 2:
+            if _clock() - self.renewed > self.lease_s / 2:
                 self._renew()
 
     def release(self) -> None:
