@@ -11,7 +11,8 @@ into a fresh lake, prints a line per run and the summary of the fastest, and sav
 summary with every run's figures: the development VM's disk makes the same run vary by a
 third (see README, Performance). `--versus "k=v ..."` also runs the same backfill with those
 overrides added, alternating with the plain runs so both see the same machine, and prints
-what the difference costs: `--versus sink.fsync=false` measures what durable commits cost.
+what the difference costs: `--versus sink.fsync=false` measures what durable commits cost
+(the order alternates, A B B A ..., so neither runs on a disk the other always churned first).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
         }
     driver = report["driver_seconds"]
     worker = report["worker_seconds"]
-    driver_work = driver["lookups"] + driver["plan"] + driver["commit"]
+    driver_work = driver["lookups"] + driver["plan"] + driver["commit"]  # commit_sync is part of commit
     # what the run waited for the driver: planning beyond Ray's start, and the last commit after the last job
     driver_critical = max(driver["startup"] - driver["ray_start"], 0.0) + driver["after_last_job"]
     total_rows = report["total_rows"]
@@ -196,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     versus = args.versus.split()
     runs, others = [], []
+    pair = [(args.overrides, runs), *([([*args.overrides, *versus], others)] if versus else [])]
     for i in range(args.repeat):
-        for variant, into in ((args.overrides, runs), *([([*args.overrides, *versus], others)] if versus else [])):
+        for variant, into in pair if i % 2 == 0 else pair[::-1]:  # ABBA: neither variant always runs second
             into.append(run_once(variant, args.keep, args.dir))
             if args.repeat > 1 or versus:
                 r = into[-1]

@@ -58,7 +58,8 @@ def hooks_journal(index: int) -> str:
     return f"{HOOKS_DIR}/{_job(index)}.json"
 
 
-_LEASE_FILES = re.compile(rf"^{STATE_DIR}/\.?lease\.json(?:\.lock|\.new-\d+)?$")  # the lease, its lock, a new one
+# The lease and the files of its conditional writes (bear.lake.localdisk): its lock, a new one, a renewal.
+_LEASE_FILES = re.compile(rf"^{STATE_DIR}/\.?lease\.json(?:\.lock|\.new-[0-9a-f]+|\.tmp-\d+)?$")
 
 
 def is_lease(rel: str) -> bool:

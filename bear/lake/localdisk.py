@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -75,23 +76,29 @@ def _libc_syncfs():
     return getattr(libc, "syncfs", None)
 
 
-def sync_filesystem(path: str) -> None:
-    """Flush every file system buffer of the disk that holds `path` (Linux `syncfs`; elsewhere `sync`).
+_WATCHED: dict[str, int] = {}  # a descriptor per lake root, open for the life of the process
 
-    Since Linux 5.8 syncfs also reports a write-back error (a full disk, an I/O error) that happened to any
-    file on that disk since the last call, so data lost in write-back cannot pass unnoticed.
-    """
+
+def watch(path: str) -> None:
+    """Open the descriptor `sync_filesystem` reports through, before this process writes under `path`: Linux
+    (5.8+) reports a write-back error to a syncfs caller only if it happened after that descriptor was opened."""
+    if path not in _WATCHED:
+        os.makedirs(path, exist_ok=True)
+        _WATCHED[path] = os.open(path, os.O_RDONLY)
+
+
+def sync_filesystem(path: str) -> None:
+    """Flush every file system buffer of the disk that holds `path` (Linux `syncfs`; elsewhere `sync`), and
+    raise a write-back error (a full disk, an I/O error) that hit any file there since `watch(path)`, so data
+    lost in write-back cannot pass unnoticed."""
     syncfs = _libc_syncfs()
     if syncfs is None:
         os.sync()
         return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), path)
-    finally:
-        os.close(fd)
+    watch(path)
+    if syncfs(_WATCHED[path]) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
 
 
 def version(data: bytes) -> str:
@@ -112,12 +119,13 @@ def create_exclusive(target: str, data: bytes) -> str | None:
     """Create `target` holding `data` if no file has that name (its generation), else None."""
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     folder, _, name = target.rpartition("/")
-    tmp = f"{folder}/.{name}.new-{os.getpid()}"  # not a sweepable temporary: a holder never removes it from under us
+    tmp = f"{folder}/.{name}.new-{uuid.uuid4().hex}"  # unique across hosts (pids are not), never swept
     try:
         _write_file(tmp, data, durable=True)
         os.link(tmp, target)
-    except FileExistsError:
-        return None
+    except FileExistsError:  # someone's lease, or ours if a network file system lost the link's reply
+        found = read_versioned(target)
+        return found[1] if found is not None and found[0] == data else None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -149,12 +157,20 @@ def _locked(target: str) -> Iterator[None]:
 
 
 def replace_if(target: str, data: bytes, generation: str) -> str | None:
-    """Replace `target` with `data` if it still is `generation` (returns the new one), else None."""
-    with _locked(target):
-        current = read_versioned(target)
-        if current is None or current[1] != generation:
-            return None
-        publish(target, data, durable=True)
+    """Replace `target` with `data` if it still is `generation` (returns the new one), else None. The new file is
+    written and flushed before the lock is taken, so the lock is held only for a compare and a rename."""
+    tmp = temporary_name(target)
+    try:
+        _write_file(tmp, data, durable=True)
+        with _locked(target):
+            current = read_versioned(target)
+            if current is None or current[1] != generation:
+                return None
+            os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # left only when the swap did not happen
+    fsync_dir(os.path.dirname(target))
     return version(data)
 
 

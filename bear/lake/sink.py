@@ -6,7 +6,11 @@ are checked against the md5 the server computed over what it stored. Remote call
 retried here, and only here (gcsfs is made to attempt each request once, see bear.gcs):
 transient failures (HTTP 408/429/5xx, resets, timeouts, a checksum mismatch) with
 exponential backoff and jitter up to sink.max_attempts; anything else stops at once with
-one line saying what failed, and for credentials or permissions, how to fix it.
+one line saying what failed, and for credentials or permissions, how to fix it (bear.lake.errors).
+
+Locally, durability is batched (`sync`: one syncfs for everything written so far) and a
+full disk is one line; the writer lease gets conditional writes on both kinds (`write_if`:
+GCS generation preconditions, a compare-and-swap under a lock file locally).
 """
 
 from __future__ import annotations
@@ -76,10 +80,10 @@ class Sink:
     def retrying(self, what: str, fn: Callable[[], T]) -> T:
         """Run a remote call; retry transient failures with exponential backoff and jitter.
 
-        Local calls run once: an OS error on a local disk is not transient.
+        Local calls run once: an OS error on a local disk is not transient (a missing file keeps its meaning).
         """
         if self.is_local:
-            return fn()
+            return self.local(what, fn)
         attempt = 0
         while True:
             attempt += 1
@@ -108,6 +112,8 @@ class Sink:
         """Run a local disk call; an OS error (a full disk, a read-only file system) becomes one line."""
         try:
             return fn()
+        except FileNotFoundError:
+            raise
         except OSError as exc:
             raise SinkError(disk_message(exc, what, self.display)) from exc
 
@@ -116,6 +122,8 @@ class Sink:
         before this returns, for state that must survive on its own; other files are flushed by `sync()`."""
         target = self.path(rel)
         if self.is_local:
+            if self.cfg.fsync:
+                self.local("opening the lake root", lambda: localdisk.watch(self.root))
             self.local(f"writing {rel}", lambda: localdisk.publish(target, data, durable and self.cfg.fsync))
             return
         try:

@@ -47,8 +47,6 @@ class StateDamaged(Exception):
 
     def __init__(self, rel: str, reason: str):
         super().__init__(f"{rel} is damaged ({reason})")
-        self.rel = rel
-        self.reason = reason
 
 
 def sweep_temporaries(sink: Sink, dirs: list[str]) -> None:

@@ -63,9 +63,9 @@ def preflight(sink: Sink, cfg: BearConfig) -> tuple[dict[str, Any] | None, State
         if not cfg.run.restart:
             raise RunError(refusal, exit_code=2)
         everything = [r for r in sink.find("") if not is_lease(r)]
-        own = bear_files(everything)
+        own = [r for r in bear_files(everything) if r != PLAN]  # the new plan replaces it: until then, even
         log.warning("run.restart=true: deleting the previous lake at %s (%d files bear wrote; %d others kept)",
-                    sink.display, len(own), len(everything) - len(own))
+                    sink.display, len(own), len(everything) - len(own))  # after a crash, the lake is bear's
         sink.delete(own)
         return None, None
     return old, damage
@@ -88,6 +88,7 @@ def _checkpoint(sink: Sink, plan: dict[str, Any]) -> dict[str, Any]:
     ck, rebuilt = load_checkpoint(sink, plan)
     if rebuilt:
         log.warning("%s", rebuilt)
+        sink.sync()  # what the rebuild counted (markers a killed run wrote) on the disk before the checkpoint
         write_state(sink, CHECKPOINT, ck, durable=True)
     return ck
 
@@ -162,6 +163,7 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
                 p, executor = planning.result(), RayExecutor(cfg.ray)
         t_ray = time.perf_counter()
         if old is None:
+            lease.ensure()  # planning and Ray's start took a while: still ours
             write_state(sink, PLAN, p.plan, durable=True)
             if damage is not None:
                 log.warning("%s; recomputed it from the config, which wrote the lake's manifests", damage)
@@ -204,6 +206,7 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
                            "ray_start": round(t_ray - t_start, 3),  # in parallel with lookups and plan
                            "startup": round(t_ready - t_start, 3),  # until the first job could go out
                            "commit": round(committer.commit_s, 3),
+                           "commit_sync": round(committer.sync_s, 3),  # part of commit
                            "after_last_job": round(t_done - (last_result_at or t_done), 3),  # its commit
                            "ray_stop": round(t_end - t_done, 3)},
         "worker_seconds": {k: round(v, 3) for k, v in tally.seconds.items()},
@@ -214,5 +217,6 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
         "finished_at": now_iso(),
     }
     doc = report.build(sink, p.plan, run)
+    lease.ensure()
     report.publish(sink, doc)
     return doc

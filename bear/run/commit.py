@@ -58,6 +58,7 @@ class Committer:
         self.hooks = hooks
         self.lease = lease
         self.commit_s = 0.0
+        self.sync_s = 0.0  # of commit_s: flushing markers and summaries to disk (the price of durable commits)
 
     def commit(self, result: JobResult) -> None:
         t0 = time.perf_counter()
@@ -69,7 +70,9 @@ class Committer:
             self._run_hooks(result)
         summary = chunk_summary(self.plan["plan_fingerprint"], result.index, result.partitions)
         write_state(self.sink, summary_name(result.index), summary, indent=None)
+        t_sync = time.perf_counter()
         self.sink.sync()  # markers and summary on the disk before the checkpoint counts them
+        self.sync_s += time.perf_counter() - t_sync
         advance(self.checkpoint, self.plan, result.index, summary["partitions"])
         self.lease.ensure()  # again: a run frozen since the first check must not move a checkpoint it lost
         write_state(self.sink, CHECKPOINT, self.checkpoint, durable=True)

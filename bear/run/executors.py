@@ -184,6 +184,10 @@ def commit_in_order(executor: Executor, jobs: list[Job], commit: Callable[[Any],
             raise RunError(f"{jobs[i][0]} failed: {failure(exc)}" + ("" if said else ". Committed work is kept; fix "
                            "the cause and rerun the same command to resume.")) from None
         while nxt in done:
-            commit(done.pop(nxt))
+            try:
+                commit(done.pop(nxt))
+            except BaseException:  # a lost lease, a full disk: nothing more of this run may be written
+                executor.cancel(list(inflight))
+                raise
             nxt += 1
     return last_result_at
