@@ -19,7 +19,7 @@ from bear.config.schema import BearConfig
 COMMANDS = {
     "run": "backfill the lake, or resume it after the last committed chunk (the default command)",
     "plan": "chunks, ID blocks and expected rows of a run; writes nothing",
-    "status": "where a lake stands: committed chunks, rows, bytes",
+    "status": "where a lake stands: committed chunks, rows, bytes, who is writing it",
     "verify": "audit a finished lake against every invariant; exit 0 only if all hold",
     "help": "this text; `bear COMMAND --help` explains one command",
 }
@@ -27,16 +27,21 @@ DETAILS = {
     "run": ["Writes the lake at sink.root (default ./lake) or gs://sink.bucket/sink.prefix, committing chunk by",
             "chunk; the same command resumes after a crash or Ctrl-C, and does nothing on a complete lake.",
             "sink.dry_run=true lists what it would write. run.restart=true replaces a lake of another config",
-            "(only files bear wrote are deleted; a location that is not a bear lake is always refused)."],
+            "(only files bear wrote are deleted; a location that is not a bear lake is always refused).",
+            "One run writes a lake at a time: a second one exits 2 naming the holder of the writer lease; a",
+            "killed run's lease is taken over once it expires (run.lease_s, default 180 s)."],
     "plan": ["Needs no lake and no Ray: the skeleton pass alone. On an existing lake of another config it names",
              "the settings that differ (exit 2). --json prints the plan document."],
     "status": ["Reads the lake's run state (_bear/): committed chunks, high-water marks, rows and bytes per",
-               "table. A lake of another config: one line naming what changed, exit 2. --json for machines."],
+               "table, and the writer lease (who is writing it, until when). A damaged checkpoint is shown as",
+               "the lake proves it; a damaged plan is one line, exit 1. A lake of another config: one line",
+               "naming what changed, exit 2. --json for machines."],
     "verify": ["Reads the lake back and checks every invariant (keys, integrity, time, money, files, mess).",
                "Exit 0 when all pass, 1 otherwise, 2 for a bad config or a lake of another config. --json."],
     "help": ["`bear help`, `bear --help`: commands, config groups and the main settings."],
 }
-MAIN_SETTINGS = ("run.start", "run.end", "run.chunk_days", "run.seed", "run.restart", "generator.customers",
+MAIN_SETTINGS = ("run.start", "run.end", "run.chunk_days", "run.seed", "run.restart", "run.lease_s",
+                 "generator.customers",
                  "generator.products", "generator.scale", "sink.root", "sink.bucket", "sink.prefix", "sink.dry_run",
                  "ray.num_cpus", "output.compression", "hooks.post_export", "logging.progress")
 GROUP_DEFAULTS = {"mess": "medium_mess", "sink": "local", "ray": "local"}

@@ -63,9 +63,10 @@ def preflight(sink: Sink, cfg: BearConfig) -> tuple[dict[str, Any] | None, State
         if not cfg.run.restart:
             raise RunError(refusal, exit_code=2)
         everything = [r for r in sink.find("") if not is_lease(r)]
-        own = [r for r in bear_files(everything) if r != PLAN]  # the new plan replaces it: until then, even
+        # all but the plan, which the new one replaces: a crash before that leaves a location still seen as bear's
+        own = [r for r in bear_files(everything) if r != PLAN]
         log.warning("run.restart=true: deleting the previous lake at %s (%d files bear wrote; %d others kept)",
-                    sink.display, len(own), len(everything) - len(own))  # after a crash, the lake is bear's
+                    sink.display, len(own), len(everything) - len(own))
         sink.delete(own)
         return None, None
     return old, damage
