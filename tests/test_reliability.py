@@ -280,6 +280,8 @@ def test_a_damaged_plan_of_another_config_is_refused_and_nothing_changes(referen
     assert res.returncode == 2 and len(bear_lines(res)) == 1, res.stderr
     assert f"{PLAN} is damaged (empty), and the lake's manifests or checkpoint were written by another config" \
            in bear_lines(res)[0]
+    dry = run_bear(*SMOKE, f"sink.root={lake}", "sink.dry_run=true", cwd=tmp_path)
+    assert dry.returncode == 0 and f"{PLAN} is damaged (empty): a real run would recompute it" in dry.stdout
     assert sorted(str(p) for p in lake.rglob("*")) == before
     verify = run_bear("verify", *SMOKE, f"sink.root={lake}", cwd=tmp_path)
     assert verify.returncode == 1 and f"{PLAN} is damaged" in verify.stdout + verify.stderr

@@ -9,11 +9,11 @@ import sys
 
 from bear.config.schema import BearConfig
 from bear.lake.errors import SinkAuthError
-from bear.lake.layout import CHECKPOINT, REPORT_HTML, expected_partitions
+from bear.lake.layout import REPORT_HTML, expected_partitions
 from bear.lake.lease import describe, read_lease
 from bear.lake.recovery import load_checkpoint, read_plan
 from bear.lake.sink import Sink, open_sink
-from bear.lake.state import StateDamaged, config_change, is_complete, other_config, read_state
+from bear.lake.state import StateDamaged, config_change, is_complete, other_config
 from bear.run.report import summary_table
 
 log = logging.getLogger("bear")
@@ -149,12 +149,12 @@ def interrupted(cfg: BearConfig) -> str:
         return "interrupted"
     try:
         sink = open_sink(cfg.sink)
-        plan, ck = read_plan(sink), read_state(sink, CHECKPOINT, "checkpoint")
-    except Exception:  # the state itself is out of reach: say what is certain
-        plan = None
+        plan = read_plan(sink)
+        done = load_checkpoint(sink, plan)[0]["committed_chunks"] if plan is not None else 0
+    except Exception:  # the state itself is out of reach or damaged: say what is certain
+        return "interrupted; rerun the same command to resume"
     if plan is None:
         return "interrupted before the run started; nothing was committed"
-    done = ck["committed_chunks"] if ck else 0
     return f"interrupted: {done} of {len(plan['chunks'])} chunks committed; rerun the same command to resume"
 
 
