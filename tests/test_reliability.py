@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -125,13 +126,19 @@ def test_of_processes_racing_for_the_lease_exactly_one_wins(tmp_path, found):
     assert read_lease(_sink(root))["run_id"] == won[0]
 
 
+def start_until(args: tuple[str, ...], cwd: Path, seen: Callable[[], bool]) -> subprocess.Popen:
+    """`bear args` started in its own session, returned once `seen()` holds (or it ended)."""
+    proc = start_bear(*args, cwd=cwd)
+    deadline = time.monotonic() + 60
+    while not seen() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc
+
+
 @pytest.mark.slow
 def test_a_second_run_is_refused_while_the_first_writes_and_restart_cannot_bypass_it(reference, tmp_path):
     lake = tmp_path / "lake"
-    first = start_bear(*SMOKE, f"sink.root={lake}", cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while not (lake / LEASE).exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    first = start_until((*SMOKE, f"sink.root={lake}"), tmp_path, (lake / LEASE).exists)
     os.killpg(first.pid, signal.SIGSTOP)  # hold it mid-run: its lease stays live (180 s)
     try:
         for extra in ((), ("run.restart=true", "run.seed=7")):
@@ -153,10 +160,7 @@ def test_a_second_run_is_refused_while_the_first_writes_and_restart_cannot_bypas
 def test_a_killed_holder_is_taken_over_after_its_lease_expires(reference, tmp_path):
     lake = tmp_path / "lake"
     args = (*SMOKE, f"sink.root={lake}", "run.lease_s=6")
-    first = start_bear(*args, cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while not list(lake.glob(f"orders/*/{SUCCESS}")) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    first = start_until(args, tmp_path, lambda: any(lake.glob(f"orders/*/{SUCCESS}")))
     os.killpg(first.pid, signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
     refused = run_bear(*args, cwd=tmp_path)
@@ -171,10 +175,7 @@ def test_a_killed_holder_is_taken_over_after_its_lease_expires(reference, tmp_pa
 def test_a_holder_that_froze_past_its_lease_stops_before_committing_again(reference, tmp_path):
     lake = tmp_path / "lake"
     args = (*SMOKE, f"sink.root={lake}", "run.lease_s=1")
-    frozen = start_bear(*args, cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while not list(lake.glob(f"orders/*/{SUCCESS}")) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    frozen = start_until(args, tmp_path, lambda: any(lake.glob(f"orders/*/{SUCCESS}")))
     os.killpg(frozen.pid, signal.SIGSTOP)  # a long GC pause, a suspended VM: its heartbeat stops
     try:
         await_lease_expiry(lake)
