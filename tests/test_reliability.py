@@ -272,6 +272,24 @@ def test_a_damaged_report_or_hooks_journal_costs_nothing_but_its_figures(referen
 
 
 @pytest.mark.slow
+def test_a_lake_in_the_previous_state_format_is_recomputed_rebuilt_and_finished(reference, tmp_path, caplog):
+    lake = tmp_path / "lake"
+    shutil.copytree(reference, lake)
+    for path in [lake / PLAN, lake / CHECKPOINT, *(lake / "_bear" / "chunks").iterdir()]:
+        doc = json.loads(path.read_text())  # as the previous bear wrote them: no checksum, older versions
+        doc.pop("checksum")
+        if "schema_version" in doc:
+            doc["schema_version"] -= 1
+        path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING, logger="bear"):
+        backfill(compose_cfg(f"sink.root={lake}", "ray=inprocess"))
+    assert f"{PLAN} is damaged (no checksum: written by an earlier bear" in caplog.text
+    assert "recomputed it from the config" in caplog.text and "rebuilt from the lake" in caplog.text
+    assert_same_local_lake(lake, reference)
+    assert read_state(_sink(lake), CHECKPOINT, "checkpoint")["committed_chunks"] == 6
+
+
+@pytest.mark.slow
 def test_a_damaged_plan_of_another_config_is_refused_and_nothing_changes(reference, tmp_path):
     lake = tmp_path / "lake"
     shutil.copytree(reference, lake)

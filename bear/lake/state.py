@@ -134,7 +134,7 @@ def unseal(rel: str, data: bytes, kind: str) -> dict[str, Any]:
         raise StateDamaged(rel, "not a JSON object")
     checksum = doc.pop("checksum", None)
     if checksum is None:
-        raise StateDamaged(rel, "no checksum: written by bear before 0.3, or by hand")
+        raise StateDamaged(rel, "no checksum: written by an earlier bear (plan v2, checkpoint v1) or by hand")
     if checksum != fingerprint(doc):
         raise StateDamaged(rel, "checksum mismatch: changed after bear wrote it")
     if kind in VERSIONS and doc.get("schema_version") != VERSIONS[kind]:
