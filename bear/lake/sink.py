@@ -83,7 +83,7 @@ class Sink:
         Local calls run once: an OS error on a local disk is not transient (a missing file keeps its meaning).
         """
         if self.is_local:
-            return self.local(what, fn)
+            return self.local(what, fn, keep_missing=True)
         attempt = 0
         while True:
             attempt += 1
@@ -108,13 +108,14 @@ class Sink:
                             self.cfg.max_attempts - 1, delay)
                 time.sleep(delay)
 
-    def local(self, what: str, fn: Callable[[], T]) -> T:
-        """Run a local disk call; an OS error (a full disk, a read-only file system) becomes one line."""
+    def local(self, what: str, fn: Callable[[], T], keep_missing: bool = False) -> T:
+        """Run a local disk call; an OS error (a full disk, a read-only file system) becomes one line.
+        `keep_missing`: a missing file stays FileNotFoundError (reads, listings, deletes: the caller decides)."""
         try:
             return fn()
-        except FileNotFoundError:
-            raise
         except OSError as exc:
+            if keep_missing and isinstance(exc, FileNotFoundError):
+                raise
             raise SinkError(disk_message(exc, what, self.display)) from exc
 
     def write(self, rel: str, data: bytes, durable: bool = False) -> None:
