@@ -10,7 +10,6 @@ one least disturbed by other processes).
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 
@@ -20,8 +19,10 @@ from bear.config.load import load_config
 from bear.gen.lookups import build_lookups, customer_columns
 from bear.gen.mess import apply_mess
 from bear.gen.model import Model
-from bear.gen.planner import make_chunks, walk
+from bear.gen.planner import chunk_work
 from bear.gen.tables import chunk_tables
+from bear.run.executors import InProcessExecutor
+from bear.run.prepare import prepare, set_up
 
 
 def best_of(repeat: int, fn):
@@ -54,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         return lk
 
     lk_s, lk_clock, lk = best_of(args.repeat, lookups)
-    chunks = make_chunks(model.start_day, model.end_day, cfg.run.chunk_days)
-    steps = walk(model, lk.customers, lk.products, chunks)
-    work = next(itertools.islice(steps, len(chunks) // 2 - 1, None))
-    t0 = time.perf_counter()
-    work = next(steps)  # a mid-range chunk; its step of the planner's walk draws its visits
-    plan_s = time.perf_counter() - t0
+    executor = InProcessExecutor()
+    p = prepare(set_up(cfg), executor)  # the skeleton pass, one shard on this core
+    plan_s = p.seconds["plan"] / len(p.plans)
+    k = len(p.plans) // 2  # a mid-range chunk
+    n_pieces, *parts = p.chunk_args(k)
+    parts = executor.results(parts)
+    work = chunk_work(p.plans[k], parts[:n_pieces], parts[n_pieces:])
 
     def chunk(clock):
         tables = chunk_tables(model, lk, work, clock)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  chunk: {total:,} rows in {chunk_s:.3f} s (shared {shared:.3f}, mess "
           f"{sum(v for k, v in clock.items() if k.startswith('mess')):.3f}) = {total / chunk_s:,.0f} rows/s "
           f"[target >= 3,000,000: {status}]")
-    print(f"  the planner's step for this chunk (visits, counts, ID blocks; on the driver, one run): {plan_s:.3f} s; "
+    print(f"  the skeleton pass per chunk (visits, counts, ID blocks; one shard, average of the run): {plan_s:.3f} s; "
           f"both together {total / (chunk_s + plan_s):,.0f} rows/s")
     n_cust = len(lk.customers)
     status = "ok" if lk_s <= 5 else "above target"

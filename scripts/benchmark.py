@@ -13,6 +13,15 @@ third (see README, Performance). `--versus "k=v ..."` also runs the same backfil
 overrides added, alternating with the plain runs so both see the same machine, and prints
 what the difference costs: `--versus sink.fsync=false` measures what durable commits cost
 (the order alternates, A B B A ..., so neither runs on a disk the other always churned first).
+
+`--plan-only` runs just the planning phase on Ray (the skeleton pass over customer shards,
+its pieces kept in the object store as in a run) and prints its wall time, shard count and
+peak memory of the driver and of a shard's worker; nothing is written. Large volumes, as
+in README, Performance:
+
+    python scripts/benchmark.py generator.customers=1200000 generator.scale=4      # 562 M rows, ~5 min
+    python scripts/benchmark.py --plan-only generator.customers=1200000 generator.scale=4 ray.num_cpus=1
+    python scripts/benchmark.py --plan-only generator.customers=3000000 generator.scale=10   # 5.3 B rows
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from pathlib import Path
 from bear.config.load import load_config
 from bear.config.schema import BearConfig
 from bear.run.backfill import backfill
+from bear.run.executors import RayExecutor, start_ray
+from bear.run.prepare import prepare, set_up
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,11 +94,11 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
         }
     driver = report["driver_seconds"]
     worker = report["worker_seconds"]
-    driver_work = driver["lookups"] + driver["plan"] + driver["commit"]  # commit_sync is part of commit
-    # what the run waited for the driver: planning beyond Ray's start, and the last commit after the last job
+    driver_work = driver["setup"] + driver["plan"] + driver["commit"]  # commit_sync is part of commit
+    # what the run waited for the driver: setup and the skeleton pass after Ray's start, and the last commit
     driver_critical = max(driver["startup"] - driver["ray_start"], 0.0) + driver["after_last_job"]
     total_rows = report["total_rows"]
-    serial = {"startup": driver["startup"]}  # lookups and plan, with Ray starting alongside
+    serial = {"startup": driver["startup"]}  # Ray's start, then setup and the skeleton pass (on the workers)
     parallel = max(wall - driver["startup"], 0.0)
     task_s = sum(worker.values())
     # the parallel phase (Ray up to the last commit) apportioned to the task phases by their task-seconds
@@ -117,6 +128,9 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
         "worker_task_seconds": worker,
         "driver_peak_rss_mb": report["driver_peak_rss_mb"],
         "worker_peak_rss_mb": report["worker_peak_rss_mb"],
+        "plan_seconds": driver["plan"],
+        "plan_shards": report["plan_shards"],
+        "plan_worker_peak_rss_mb": report["plan_worker_peak_rss_mb"],
         "ray_workers": report["worker_count"],
         "ray_nodes": len(report["jobs_per_node"]),
         "load_average_before": load_before,
@@ -134,13 +148,15 @@ def print_summary(s: dict) -> None:
         print(f"  {table:<16}{t['rows']:>14,}{t['bytes'] / 2**20:>10.1f}{t['bytes_per_row']:>11.1f}"
               f"{t['parquet_mb_per_s']:>8.1f}")
     print("  driver (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in s["driver_seconds"].items())
-          + f"; lookups+plan+commit = {100 * s['driver_share_of_wall']:.1f} % of wall, of which the run waited "
+          + f"; setup+plan+commit = {100 * s['driver_share_of_wall']:.1f} % of wall, of which the run waited "
           f"{s['driver_critical_seconds']:.2f} s = {100 * s['driver_critical_share_of_wall']:.1f} %; driver CPU "
           f"{s['driver_cpu_seconds']['user']:.1f} s user + {s['driver_cpu_seconds']['system']:.1f} s system")
     print("  workers (task s): " + ", ".join(f"{k} {v:.2f}" for k, v in s["worker_task_seconds"].items()))
     print("  wall split (s; tasks share the parallel phase by task-seconds, commits overlap it): "
           + ", ".join(f"{k} {v:.1f}" for k, v in s["wall_split_seconds"].items()))
-    print(f"  peak RSS: driver {s['driver_peak_rss_mb']:.0f} MiB, worker {s['worker_peak_rss_mb']:.0f} MiB; "
+    print(f"  plan: skeleton pass over {s['plan_shards']} customer shard(s) in {s['plan_seconds']:.1f} s wall")
+    print(f"  peak RSS: driver {s['driver_peak_rss_mb']:.0f} MiB, chunk worker {s['worker_peak_rss_mb']:.0f} MiB, "
+          f"shard worker {s['plan_worker_peak_rss_mb']:.0f} MiB; "
           f"load average before {s['load_average_before']}, after {s['load_average_after']}")
 
 
@@ -170,10 +186,31 @@ def run_once(overrides: list[str], keep: bool, parent: Path) -> dict:
     return summary
 
 
+def plan_once(overrides: list[str]) -> dict:
+    """The planning phase alone on Ray (as a run does it, pieces included); nothing is written."""
+    import ray
+
+    cfg = load_config(["command=run", *overrides])
+    started = start_ray(cfg.ray)
+    try:
+        executor = RayExecutor(cfg.ray)
+        p = prepare(set_up(cfg), executor)
+        cpus = executor.workers
+    finally:
+        if started:
+            ray.shutdown()
+    rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
+    return {"plan_only": True, "overrides": overrides, "revision": _git_revision(), "chunks": len(p.plans),
+            "total_rows": rows, "ray_cpus": cpus, "plan_shards": p.shards, "plan_shards_per_node": p.shard_nodes,
+            "setup_seconds": round(p.seconds["setup"], 3), "plan_seconds": round(p.seconds["plan"], 3),
+            "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "plan_worker_peak_rss_mb": round(p.shard_peak_rss_mb, 1)}
+
+
 def _fastest(runs: list[dict]) -> dict:
     """The fastest run's summary, listing every run's main figures."""
     summary = dict(min(runs, key=lambda r: r["wall_seconds"]))
-    summary["runs"] = [{k: r[k] for k in ("wall_seconds", "rows_per_second", "driver_seconds",
+    summary["runs"] = [{k: r[k] for k in ("wall_seconds", "rows_per_second", "plan_seconds", "driver_seconds",
                                           "worker_task_seconds", "load_average_before")} for r in runs]
     return summary
 
@@ -189,12 +226,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=REPO / "bench-results",
                         help="where the temporary lakes go (default bench-results/; /dev/shm: no disk)")
     parser.add_argument("--out", help="where to save the JSON (default bench-results/<timestamp>.json)")
+    parser.add_argument("--plan-only", action="store_true", help="time the planning phase alone (writes nothing)")
     parser.add_argument("--versus", default="", metavar='"K=V ..."',
                         help="overrides for a second variant, run alternately with the plain one (paired runs)")
     args = parser.parse_args(argv)
     if args.repeat > 1 and any(o.startswith("sink.root=") for o in args.overrides):
         parser.error("--repeat needs fresh lakes: leave out sink.root= (a second run there would only resume)")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else REPO / "bench-results" / f"{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.plan_only:
+        plans = [plan_once(args.overrides) for _ in range(args.repeat)]
+        best = dict(min(plans, key=lambda r: r["plan_seconds"]), runs=[r["plan_seconds"] for r in plans])
+        b = best
+        print(f"bear plan phase: {b['total_rows']:,} rows in {b['chunks']} chunks, {b['plan_shards']} customer "
+              f"shard(s) on {b['ray_cpus']} Ray CPU(s): skeleton pass {b['plan_seconds']:.1f} s wall (best of "
+              f"{args.repeat}), setup {b['setup_seconds']:.1f} s; peak RSS driver {b['driver_peak_rss_mb']:.0f} MiB, "
+              f"shard worker {b['plan_worker_peak_rss_mb']:.0f} MiB")
+        out.write_text(json.dumps(best, indent=2) + "\n")
+        print(f"  saved {out}")
+        return 0
     versus = args.versus.split()
     runs, others = [], []
     pair = [(args.overrides, runs), *([([*args.overrides, *versus], others)] if versus else [])]
@@ -203,10 +255,11 @@ def main(argv: list[str] | None = None) -> int:
             into.append(run_once(variant, args.keep, args.dir))
             if args.repeat > 1 or versus:
                 r = into[-1]
+                task = r["worker_task_seconds"]
                 print(f"  run {i + 1}/{args.repeat}{' ' + args.versus if into is others else ''}: "
-                      f"{r['wall_seconds']:.1f} s, {r['rows_per_second']:,} rows/s, commit "
-                      f"{r['driver_seconds']['commit']:.1f} s, writes {r['worker_task_seconds'].get('write', 0):.1f} "
-                      f"task-s, syncs {r['worker_task_seconds'].get('sync', 0):.1f} task-s", flush=True)
+                      f"{r['wall_seconds']:.1f} s, {r['rows_per_second']:,} rows/s, plan {r['plan_seconds']:.1f} s, "
+                      f"commit {r['driver_seconds']['commit']:.1f} s, writes {task.get('write', 0):.1f} task-s, "
+                      f"syncs {task.get('sync', 0):.1f} task-s", flush=True)
     summary = _fastest(runs)
     if versus:
         other = _fastest(others)
@@ -222,9 +275,6 @@ def main(argv: list[str] | None = None) -> int:
               f"run takes {100 * (summary['median_wall_seconds'] / v['median_wall_seconds'] - 1):+.1f} % (median)")
     if "lake" in summary:
         print(f"  lake kept at {summary['lake']}")
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else REPO / "bench-results" / f"{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"  saved {out}")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import compose_cfg
 
-from bear.run.prepare import prepare
+from bear.run.prepare import prepare_plan
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
@@ -25,13 +25,13 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     s = json.loads(out.read_text())
-    p = prepare(compose_cfg())
+    p = prepare_plan(compose_cfg())
     expected = sum(p.plan["totals"].values()) + p.cfg.generator.customers + p.cfg.generator.products
     assert s["total_rows"] == expected == sum(t["rows"] for t in s["tables"].values())
     assert len(s["runs"]) == 1 and s["wall_seconds"] == s["runs"][0]["wall_seconds"]
     assert s["rows_per_second"] == round(expected / s["wall_seconds"])
     assert all(t["bytes_per_row"] > 0 for t in s["tables"].values())
-    assert set(s["driver_seconds"]) >= {"lookups", "plan", "ray_start", "startup", "commit", "after_last_job"}
+    assert set(s["driver_seconds"]) >= {"setup", "plan", "ray_start", "startup", "commit", "after_last_job"}
     assert set(s["worker_task_seconds"]) == {"dimensions", "generate", "mess", "encode", "write", "sync"}
     assert s["worker_peak_rss_mb"] > 0 and s["driver_peak_rss_mb"] > 0 and s["ray_workers"] >= 1
     assert 0 < s["driver_critical_share_of_wall"] <= s["driver_share_of_wall"] < 1

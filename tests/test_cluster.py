@@ -23,6 +23,7 @@ import pytest
 import ray
 import ray.autoscaler
 import yaml
+from conftest import GOLDEN, lake_digest
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,10 +166,10 @@ def two_node_ray() -> Iterator[Cluster]:
 
 
 @pytest.mark.slow
-def test_job_submitted_with_the_repo_as_working_dir_runs_chunks_on_both_nodes(two_node_ray, tmp_path):
+def test_job_submitted_with_the_repo_as_working_dir_plans_and_runs_chunks_on_both_nodes(two_node_ray, tmp_path):
     lake = tmp_path / "lake"
     # After the run, the same job prints where conf/ was found: it must be the uploaded copy of the repo.
-    script = (f"bear ray=cluster +preset=smoke sink.root={lake} && "
+    script = (f"bear ray=cluster +preset=smoke ray.plan_shards=2 sink.root={lake} && "
               "python -c 'import bear.config.load as c; print(\"conf_dir:\", c.conf_dir())'")
     result = subprocess.run(
         [str(VENV_BIN / "ray"), "job", "submit", f"--address={two_node_ray.dashboard}", "--working-dir", str(REPO),
@@ -184,6 +185,8 @@ def test_job_submitted_with_the_repo_as_working_dir_runs_chunks_on_both_nodes(tw
 
     report = json.loads((lake / "_bear" / "report.json").read_text())
     assert set(report["jobs_per_node"]) == two_node_ray.node_ids, "chunks ran on both nodes"
+    assert report["plan_shards_per_node"] == dict.fromkeys(two_node_ray.node_ids, 1), "the skeleton pass too"
+    assert lake_digest(lake) == json.loads(GOLDEN.read_text())["tables"], "the lake a single process writes"
     assert sum(report["jobs_per_node"].values()) == report["chunks"] + 1  # + the dimension tables
     checkpoint = json.loads((lake / "_bear" / "checkpoint.json").read_text())
     assert checkpoint["committed_chunks"] == report["chunks"] and checkpoint["dimensions_committed"]

@@ -23,7 +23,8 @@ from bear.lake.errors import SinkAuthError, SinkError
 from bear.lake.layout import CHECKPOINT, LEASE, MANIFEST, PLAN, STATE_DIR, SUCCESS, expected_partitions
 from bear.lake.sink import Sink, Writes, open_sink
 from bear.run.backfill import backfill
-from bear.run.prepare import RunError, prepare
+from bear.run.errors import RunError
+from bear.run.prepare import prepare_plan
 from bear.verify.audit import verify_lake
 from bear.verify.checks import check_tables
 
@@ -116,7 +117,7 @@ def test_gcs_lake_equals_the_local_lake_object_for_object(reference, gcs_lake):
     ck = json.loads(sink.read(CHECKPOINT))
     assert ck["committed_chunks"] == ck["total_chunks"] and ck["dimensions_committed"]
     # every partition of the range is there and complete: manifest and _SUCCESS
-    p = prepare(gcs_cfg("lake"))
+    p = prepare_plan(gcs_cfg("lake"))
     parts = {r.rsplit("/", 1)[0] for r in got if r.endswith(SUCCESS)}
     assert {t: sum(d.startswith(f"{t}/") for d in parts) for t in TABLES} == {
         t: len(v) for t, v in expected_partitions(p.plan).items()}
@@ -243,7 +244,7 @@ def test_auth_failure_stops_keeps_the_checkpoint_and_a_rerun_resumes(reference, 
     # a dry run of the half-done lake lists exactly what the resume still has to write
     cfg = gcs_cfg("auth", "sink.dry_run=true")
     listing = backfill(cfg)
-    first_day = prepare(cfg).works[ck["committed_chunks"]].plan.chunk.name.split("..")[0]
+    first_day = prepare_plan(cfg).plans[ck["committed_chunks"]].chunk.name.split("..")[0]
     assert {o["path"] for o in listing["objects"]} == {
         r for r in reference if r.split("/")[0] in TRANSACTIONS and r.split("/")[1] >= f"ingest_dt={first_day}"}
 

@@ -29,7 +29,7 @@ from bear.lake.lease import Lease, LeaseHeld, read_lease
 from bear.lake.sink import open_sink
 from bear.lake.state import StateDamaged, read_state
 from bear.run.backfill import backfill
-from bear.run.prepare import RunError
+from bear.run.errors import RunError
 
 SMOKE = ("+preset=smoke", "ray=inprocess")
 

@@ -45,7 +45,7 @@ def cmd_run(cfg: BearConfig) -> int:
 def same_config_lake(cfg: BearConfig) -> tuple[Sink, dict | None]:
     """The sink and its lake's plan (None: no lake yet); a lake of another config is one line and exit 2, at once,
     before any planning or reading. A damaged plan raises StateDamaged."""
-    from bear.run.prepare import RunError
+    from bear.run.errors import RunError
 
     sink = open_sink(cfg.sink)
     plan = read_plan(sink)
@@ -56,7 +56,7 @@ def same_config_lake(cfg: BearConfig) -> tuple[Sink, dict | None]:
 
 
 def cmd_plan(cfg: BearConfig) -> int:
-    from bear.run.prepare import prepare
+    from bear.run.prepare import prepare_plan
 
     try:
         same_config_lake(cfg)
@@ -64,19 +64,18 @@ def cmd_plan(cfg: BearConfig) -> int:
         log.debug("plan: the lake is not readable without credentials; not compared")
     except StateDamaged as exc:  # nothing to compare with; bear status says what to do
         log.debug("plan: %s; not compared", exc)
-    p = prepare(cfg)
+    p = prepare_plan(cfg)
     sink = open_sink(cfg.sink)
     parts = {t: len(names) for t, names in expected_partitions(p.plan).items()}
     if cfg.json:
         _out(json.dumps({**p.plan, "partitions": parts, "lake": sink.display}, indent=2))
         return 0
     days = p.model.end_day - p.model.start_day + 1
-    _out(f"plan for {sink.display}: {cfg.run.start} .. {cfg.run.end} ({days} days) in {len(p.works)} chunks "
+    _out(f"plan for {sink.display}: {cfg.run.start} .. {cfg.run.end} ({days} days) in {len(p.plans)} chunks "
          f"of {cfg.run.chunk_days} days, seed {cfg.run.seed}, mess {cfg.mess.level}")
     _out(f"fingerprint {p.fp[:16]}  plan {p.plan['plan_fingerprint'][:16]}")
     _out(f"{'chunk':>5}  {'window':<22}" + "".join(f"{f:>13}" for f in FAMILIES) + "   first cart/order/return id")
-    for w in p.works:
-        pl = w.plan
+    for pl in p.plans:
         ids = pl.first_ids
         _out(f"{pl.chunk.index:>5}  {pl.chunk.name:<22}" + "".join(f"{pl.rows[f]:>13,}" for f in FAMILIES)
              + f"   {ids['carts']}/{ids['orders']}/{ids['returns']}")

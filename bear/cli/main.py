@@ -98,7 +98,7 @@ def setup_logging(cfg: BearConfig) -> None:
 def _task(dcfg: DictConfig) -> None:
     from bear.cli import commands
     from bear.lake.errors import SinkError
-    from bear.run.prepare import RunError
+    from bear.run.errors import RunError
 
     hc = HydraConfig.get()  # a sweep's job resolves a relative sink.root in its own folder
     cfg = _to_config(dcfg, base_dir=hc.runtime.output_dir if hc.mode == RunMode.MULTIRUN else None)

@@ -270,6 +270,9 @@ class RayConfig:
     num_cpus: int | None = None
     max_in_flight: int | None = None
     max_retries: int = 3
+    # Customer shards the skeleton pass is split into (default: one per CPU, at least 20,000 customers each).
+    # Changes where planning runs, never what is written.
+    plan_shards: int | None = None
 
 
 @dataclass

@@ -175,6 +175,8 @@ def validate(cfg: DictConfig | BearConfig) -> None:
         _check_positive("ray.num_cpus", c.ray.num_cpus)
     if c.ray.max_in_flight is not None:
         _check_positive("ray.max_in_flight", c.ray.max_in_flight)
+    if c.ray.plan_shards is not None:
+        _check_positive("ray.plan_shards", c.ray.plan_shards)
     _check_positive("output.target_file_mb", c.output.target_file_mb)
     _check_positive("output.row_group_rows", c.output.row_group_rows)
     for hook in c.hooks.post_export:

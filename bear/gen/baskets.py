@@ -16,7 +16,7 @@ from bear.core.calendar import DAY_S
 from bear.gen.lookups import Customers, Products
 from bear.gen.model import Model
 from bear.gen.rng import Key
-from bear.gen.visits import Visits
+from bear.gen.visits import Visits, VisitState
 
 
 @dataclass
@@ -181,7 +181,7 @@ def orders_in_order(win: Window) -> np.ndarray:
     return conv[lex_order(win.order_seconds[conv], vs.cust[conv], vs.vidx[conv])]
 
 
-def add_spend(state_spend_c: np.ndarray, window: Window) -> None:
+def add_spend(state: VisitState, window: Window) -> None:
     """Carry the window's order spend (net of discounts) into the customers' running totals."""
     conv = window.visits.converted
-    np.add.at(state_spend_c, window.visits.cust[conv], (window.cart_gross_c - window.cart_discount_c)[conv])
+    np.add.at(state.spend_c, window.visits.cust[conv] - state.lo, (window.cart_gross_c - window.cart_discount_c)[conv])

@@ -96,6 +96,10 @@ class Customers:
     def __len__(self) -> int:
         return len(self.is_guest)
 
+    def slice(self, lo: int, hi: int) -> Customers:
+        """Customers [lo, hi) (views, no copy)."""
+        return Customers(*(a[lo:hi] for a in self.__dict__.values()))
+
 
 def build_products(model: Model) -> Products:
     n = model.products
@@ -177,8 +181,9 @@ class Lookups:
     billing_address: pa.Array
 
 
-def build_lookups(model: Model) -> Lookups:
-    cust = build_customers(model)
+def build_lookups(model: Model, cust: Customers | None = None, products: Products | None = None) -> Lookups:
+    """The lookups, around the behaviour columns if they were built already (the driver builds those)."""
+    cust = build_customers(model) if cust is None else cust
     rng = model.rng
     i = np.arange(len(cust), dtype=np.int64)
     customer_id = pc.if_else(pa.array(cust.is_guest), text.padded("GUEST-", i + 1), text.padded("CUST-", i + 1))
@@ -194,8 +199,8 @@ def build_lookups(model: Model) -> Lookups:
     mailing = address(model, "customer/mail", i)
     same = rng.uniform("customer/same_billing", i) < 0.8
     billing = pc.if_else(pa.array(same), mailing, address(model, "customer/bill", i))
-    return Lookups(cust, build_products(model), customer_id, first, last, email, phone_number, mailing,
-                   billing)
+    products = build_products(model) if products is None else products
+    return Lookups(cust, products, customer_id, first, last, email, phone_number, mailing, billing)
 
 
 def customer_columns(model: Model, lk: Lookups, final_spend_c: np.ndarray) -> dict[str, pa.Array]:

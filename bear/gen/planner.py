@@ -1,46 +1,26 @@
-"""The planner's skeleton pass: chunks, exact row counts and contiguous ID blocks.
+"""From the shards' skeleton pass to chunk plans, ID blocks and each chunk's work.
 
-One sequential walk over the calendar carries every customer's visit state and spend
-from chunk to chunk without building a single string. For each chunk it yields the
-chunk's visits, what its buyers had spent before it, the first ID of each family, and the
-returns (from this or earlier chunks' orders) dated inside it, which is everything a
-worker needs to generate the chunk on its own, in any order, any number of times. A
-chunk's work holds only that chunk's visits, never every customer's state, so what a
-worker receives depends on the chunk's volume, not on the run's length.
+The shards (`bear.gen.skeleton`) each walk the whole calendar for their customers. What
+needs the whole population is small and done here, per chunk, by pure functions:
+`plan_chunk` sums the shards' counts and reserves the chunk's contiguous ID blocks (the
+driver's only job); `number_returns` gives the returns of the chunk's orders their IDs,
+which depend on where each order and return falls among all shards' (IDs rise with time),
+and splits them by the chunk they are dated in; `chunk_work` puts a chunk's shard pieces
+and the returns dated in it together into what the generator takes. A chunk's work
+depends only on the chunk's volume, never on the run's length or on the number of shards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from bear.core.calendar import DAY_S, day_to_date
+from bear.core.calendar import DAY_S
 from bear.core.schemas import ID_FAMILIES
-from bear.gen.baskets import add_spend, build_window, orders_in_order
-from bear.gen.lookups import Customers, Products
-from bear.gen.model import Model
-from bear.gen.returns import plan_returns
-from bear.gen.visits import Visits, VisitState, advance, initial_state
-
-
-@dataclass(frozen=True)
-class Chunk:
-    index: int
-    start_day: int
-    end_day: int
-
-    @property
-    def name(self) -> str:
-        return f"{day_to_date(self.start_day)}..{day_to_date(self.end_day)}"
-
-
-def make_chunks(start_day: int, end_day: int, chunk_days: int) -> list[Chunk]:
-    return [
-        Chunk(i, s, min(s + chunk_days - 1, end_day))
-        for i, s in enumerate(range(start_day, end_day + 1, chunk_days))
-    ]
+from bear.gen.baskets import lex_order
+from bear.gen.skeleton import FAMILIES, Chunk, ShardCounts, ShardPiece, chunk_of
+from bear.gen.visits import Visits
 
 
 @dataclass
@@ -76,10 +56,11 @@ class ReturnsDue:
 class ChunkPlan:
     chunk: Chunk
     first_ids: dict[str, int]
-    counts: dict[str, int]  # ID-family sizes of the chunk's block (returns: of its orders)
+    counts: dict[str, int]  # family sizes of the chunk's block (returns: of its orders)
     rows: dict[str, int]  # rows the chunk writes (returns: dated inside it)
     # The same rows per day of the chunk (index 0 = start_day): which partitions get data files (dry run).
     day_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    due: list[int] = field(default_factory=list)  # the chunks the returns of its orders are dated in, ascending
 
     def record(self) -> dict:
         """The chunk as the run's plan document lists it (plain JSON values)."""
@@ -97,72 +78,60 @@ class ChunkWork:
     due: ReturnsDue = field(repr=False)
 
 
-WARM_UP_DAYS = 90  # history before the run is walked in windows this long, so memory stays bounded
+def plan_chunk(chunk: Chunk, next_id: dict[str, int], shards: list[ShardCounts]) -> ChunkPlan:
+    """The chunk's plan from every shard's counts; its ID blocks start at `next_id`, which moves past them."""
+    ids = np.sum([s.ids for s in shards], axis=0)
+    day_rows = np.sum([s.day_rows for s in shards], axis=0)
+    counts = {f: int(n) for f, n in zip(FAMILIES, ids.tolist(), strict=True)}
+    first = {f: next_id[f] for f in ID_FAMILIES}
+    for f in ID_FAMILIES:
+        next_id[f] += counts[f]
+    rows = {f: int(n) for f, n in zip(FAMILIES, day_rows.sum(axis=1).tolist(), strict=True)}
+    due = np.unique(np.concatenate([s.due for s in shards])).tolist()
+    return ChunkPlan(chunk, first, counts, rows, dict(zip(FAMILIES, day_rows, strict=True)), due)
 
 
-def warm_up(model: Model, cust: Customers, products: Products) -> VisitState:
-    """State at the run's start: visits before it happened, but only their spend is kept."""
-    state = initial_state(model, cust)
-    for end in range(model.cal_day0 + WARM_UP_DAYS - 1, model.start_day - 1 + WARM_UP_DAYS, WARM_UP_DAYS):
-        visits = advance(model, state, min(end, model.start_day - 1))
-        add_spend(state.spend_c, build_window(model, cust, products, visits, all_lines=False))
-    return state
+def number_returns(plan: ChunkPlan, chunks: list[Chunk], pieces: list[ShardPiece]) -> list[ReturnsDue]:
+    """The returns of the chunk's orders with their IDs, one part per chunk in `plan.due`.
+
+    Order IDs follow (order time, customer, visit) across all shards; return IDs follow (order ID, seq); a
+    return's items take consecutive IDs in that order.
+    """
+    first = plan.first_ids
+    cust = np.concatenate([p.orders.cust for p in pieces])
+    vidx = np.concatenate([p.orders.vidx for p in pieces])
+    osec = np.concatenate([p.orders.seconds for p in pieces])
+    rank = np.empty(cust.size, dtype=np.int64)
+    rank[lex_order(osec, cust, vidx)] = np.arange(cust.size)
+    offsets = np.cumsum([0] + [p.orders.cust.size for p in pieces])
+    order = np.concatenate([p.returns.order + off for p, off in zip(pieces, offsets[:-1].tolist(), strict=True)])
+    seq = np.concatenate([p.returns.seq for p in pieces])
+    pos = rank[order]
+    o = lex_order(pos, seq)
+    order, pos, seq = order[o], pos[o], seq[o]
+    seconds = np.concatenate([p.returns.seconds for p in pieces])[o]
+    n_items = np.concatenate([p.returns.n_items for p in pieces])[o]
+    numbered = ReturnsDue(
+        return_id=first["returns"] + np.arange(o.size),
+        first_item_id=first["return_items"] + np.cumsum(n_items) - n_items,
+        order_id=first["orders"] + pos,
+        cust=cust[order],
+        vidx=vidx[order],
+        seq=seq,
+        seconds=seconds,
+        order_seconds=osec[order],
+        n_items=n_items,
+    )
+    dated_in = chunk_of(chunks, seconds // DAY_S)
+    return [numbered.take(np.flatnonzero(dated_in == k)) for k in plan.due]
 
 
-def walk(model: Model, cust: Customers, products: Products, chunks: list[Chunk],
-         final: list[VisitState] | None = None) -> Iterator[ChunkWork]:
-    """Yield every chunk's work in order; the state after the last chunk is appended to `final`."""
-    state = warm_up(model, cust, products)
-    next_id = dict.fromkeys(ID_FAMILIES, 1)
-    pending = ReturnsDue.empty()
-    for chunk in chunks:
-        visits = advance(model, state, chunk.end_day)
-        bought = np.zeros(len(cust), dtype=bool)
-        bought[visits.cust[visits.converted]] = True
-        buyers = np.flatnonzero(bought)
-        buyer_spend_c = state.spend_c[buyers]
-        win = build_window(model, cust, products, visits, all_lines=False)
-        add_spend(state.spend_c, win)
-        vs = win.visits
-        conv = orders_in_order(win)
-        rp = plan_returns(model, cust, vs.cust[conv], win.key[conv], win.n_lines[conv], win.order_seconds[conv])
-        n_items = np.bincount(rp.item_ret, minlength=len(rp.order))
-        counts = {
-            "carts": len(vs.cust),
-            "cart_items": int(win.n_lines.sum()),
-            "orders": conv.size,
-            "order_items": int(win.n_lines[conv].sum()),
-            "returns": len(rp.order),
-            "return_items": int(n_items.sum()),
-        }
-        first = dict(next_id)
-        for fam in ID_FAMILIES:
-            next_id[fam] += counts[fam]
-        ro = conv[rp.order]
-        mine = ReturnsDue(
-            return_id=first["returns"] + np.arange(len(rp.order)),
-            first_item_id=first["return_items"] + np.cumsum(n_items) - n_items,
-            order_id=first["orders"] + rp.order,
-            cust=vs.cust[ro],
-            vidx=vs.vidx[ro],
-            seq=rp.seq,
-            seconds=rp.seconds,
-            order_seconds=win.order_seconds[ro],
-            n_items=n_items,
-        )
-        pending = ReturnsDue.concat([pending, mine])
-        now = pending.seconds < (chunk.end_day + 1) * DAY_S
-        due, pending = pending.take(np.flatnonzero(now)), pending.take(np.flatnonzero(~now))
-        rows = dict(counts, returns=len(due), return_items=int(due.n_items.sum()))
-        n_days = chunk.end_day - chunk.start_day + 1
-        cart_day, order_day = vs.seconds // DAY_S - chunk.start_day, win.order_seconds[conv] // DAY_S - chunk.start_day
-        return_day = due.seconds // DAY_S - chunk.start_day
-        day_rows = {
-            fam: np.bincount(day, weights, minlength=n_days).astype(np.int64)
-            for fam, day, weights in (("carts", cart_day, None), ("cart_items", cart_day, win.n_lines),
-                                      ("orders", order_day, None), ("order_items", order_day, win.n_lines[conv]),
-                                      ("returns", return_day, None), ("return_items", return_day, due.n_items))
-        }
-        yield ChunkWork(ChunkPlan(chunk, first, counts, rows, day_rows), visits, buyers, buyer_spend_c, due)
-    if final is not None:
-        final.append(state)
+def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], due: list[ReturnsDue]) -> ChunkWork:
+    """A chunk's work from its shards' pieces (in shard order) and the returns dated in it (in source order)."""
+    return ChunkWork(
+        plan,
+        Visits.concat([p.visits for p in pieces]),
+        np.concatenate([p.buyers for p in pieces]),
+        np.concatenate([p.buyer_spend_c for p in pieces]),
+        ReturnsDue.concat(due) if due else ReturnsDue.empty(),
+    )

@@ -36,8 +36,13 @@ class Habits:
 
 @dataclass
 class VisitState:
-    """Where every customer stands at a window boundary."""
+    """Where the customers lo, lo+1, ... (a shard, or all of them) stand at a window boundary.
 
+    Arrays are indexed by position in the shard; draws are keyed by the global customer index, so a
+    shard's visits are exactly the ones the whole population's walk gives those customers.
+    """
+
+    lo: int  # global index of the first customer
     next_a: np.ndarray  # activity time of the next visit (inf: never)
     vidx: np.ndarray  # index of the next visit
     spell: np.ndarray  # repeat visits left in the current spell after the next one
@@ -60,13 +65,20 @@ class Visits:
     def take(self, idx: np.ndarray) -> Visits:
         return Visits(*(a[idx] for a in self.__dict__.values()))
 
+    @staticmethod
+    def concat(parts: list[Visits]) -> Visits:
+        return Visits(*(np.concatenate([getattr(p, f) for p in parts]) for f in Visits.__dataclass_fields__))
 
-def initial_state(model: Model, cust: Customers) -> VisitState:
+
+def initial_state(model: Model, customers: Customers, lo: int = 0, hi: int | None = None) -> VisitState:
+    """State before anyone's first visit, for customers [lo, hi) (default: all)."""
     rng = model.rng
-    n = len(cust)
-    i = np.arange(n, dtype=np.int64)
-    lo, hi = model.first_cart_days
-    first_s = (cust.signup_day.astype(np.int64) + rng.integers("visit/first_day", lo, hi, i)) * DAY_S
+    hi = len(customers) if hi is None else hi
+    cust = customers.slice(lo, hi)
+    n = hi - lo
+    i = np.arange(lo, hi, dtype=np.int64)
+    first_lo, first_hi = model.first_cart_days
+    first_s = (cust.signup_day.astype(np.int64) + rng.integers("visit/first_day", first_lo, first_hi, i)) * DAY_S
     secs = np.where(cust.is_guest, cust.guest_first_s, first_s + rng.integers("visit/first_tod", 0, DAY_S - 1, i))
     lam = model.repeat[cust.channel, cust.tier] * cust.shock
     gap_lo, gap_hi = model.gap_lo[cust.channel, cust.tier], model.gap_hi[cust.channel, cust.tier]
@@ -76,6 +88,7 @@ def initial_state(model: Model, cust: Customers) -> VisitState:
         gap_sigma=model.gap_sigma[cust.channel, cust.tier], lam=lam,
     )
     return VisitState(
+        lo=lo,
         next_a=model.activity_of(secs.astype(np.float64)),
         vidx=np.zeros(n, dtype=np.int32),
         spell=model.rng.poisson("visit/spell", lam, i, -1).astype(np.int32),
@@ -105,7 +118,7 @@ def advance(model: Model, state: VisitState, until_day: int) -> Visits:
     while cand.size:
         c = cand
         v = state.vidx[c].astype(np.int64)
-        key = rng.key(c, v)
+        key = rng.key(c + state.lo, v)
         a = state.next_a[c]
         bought = state.purchased[c]
         p = np.where(bought, conv_p, h.conv_new[c])
@@ -148,7 +161,7 @@ def advance(model: Model, state: VisitState, until_day: int) -> Visits:
         return Visits(empty, empty, empty, np.array([], bool), np.array([], bool))
     a = np.concatenate(out_a)
     return Visits(
-        cust=np.concatenate(out_c).astype(np.int64),
+        cust=np.concatenate(out_c).astype(np.int64) + state.lo,
         vidx=np.concatenate(out_v),
         seconds=model.seconds_of(a),
         react=np.concatenate(out_r),

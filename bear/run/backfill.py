@@ -35,9 +35,10 @@ from bear.lake.state import (
 )
 from bear.run import report
 from bear.run.commit import Committer, load_hooks
+from bear.run.errors import RunError
 from bear.run.executors import Executor, InProcessExecutor, Job, RayExecutor, commit_in_order, start_ray
 from bear.run.jobs import JobResult, chunk_job, dimensions_job
-from bear.run.prepare import Prepared, RunError, prepare
+from bear.run.prepare import Prepared, prepare, prepare_plan, set_up
 from bear.run.progress import Progress
 
 log = logging.getLogger("bear")
@@ -121,13 +122,13 @@ class Tally:
 def _jobs(executor: Executor, p: Prepared, ck: dict[str, Any]) -> list[Job]:
     """What is left to do, in commit order: the dimension tables (unless committed), then uncommitted chunks."""
     cfg = p.cfg
-    lookups = executor.share(p.lookups)
     jobs: list[Job] = []
     if not ck["dimensions_committed"]:
-        jobs.append(("dimension tables", lambda: executor.submit(dimensions_job, cfg, lookups, p.fp, p.final_spend_c)))
-    jobs += [(f"chunk {w.plan.chunk.index} ({w.plan.chunk.name})",
-              lambda w=w: executor.submit(chunk_job, cfg, lookups, p.fp, executor.share(w)))
-             for w in p.works if w.plan.chunk.index >= ck["committed_chunks"]]
+        jobs.append(("dimension tables", lambda: executor.submit(dimensions_job, cfg, p.lookups, p.fp,
+                                                                  *p.final_spend)))
+    jobs += [(f"chunk {k} ({p.plans[k].chunk.name})",
+              lambda k=k: executor.submit(chunk_job, cfg, p.lookups, p.fp, p.plans[k], *p.chunk_args(k)))
+             for k in range(ck["committed_chunks"], len(p.plans))]
     return jobs
 
 
@@ -139,7 +140,7 @@ def backfill(cfg: BearConfig) -> dict:
     if cfg.sink.dry_run:
         from bear.run.dryrun import dry_run
 
-        return dry_run(prepare(cfg), sink)
+        return dry_run(prepare_plan(cfg), sink)
     sink.check_writable()
     refuse_foreign(sink)
     with Lease(sink, cfg.run.lease_s) as lease:
@@ -152,17 +153,17 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
     if is_complete(old, ck):
         return {**_report_of(sink), "nothing_to_do": True, "lake": sink.display}
     with contextlib.ExitStack() as stack:
-        if cfg.ray.kind == "inprocess":
-            p, executor = prepare(cfg), InProcessExecutor()
-        else:
-            with ThreadPoolExecutor(max_workers=1) as planner:
-                planning = planner.submit(prepare, cfg)  # one core's work: Ray starts meanwhile
+        executor: Executor = InProcessExecutor()
+        with ThreadPoolExecutor(max_workers=1) as driver:
+            setup = driver.submit(set_up, cfg)  # the model and lookups, on the driver while Ray starts
+            if cfg.ray.kind != "inprocess":
                 if start_ray(cfg.ray):
                     import ray
 
                     stack.callback(ray.shutdown)
-                p, executor = planning.result(), RayExecutor(cfg.ray)
-        t_ray = time.perf_counter()
+                executor = RayExecutor(cfg.ray)
+            t_ray = time.perf_counter()
+            p = prepare(setup.result(), executor, committed=ck["committed_chunks"] if ck else 0)
         if old is None:
             lease.ensure()  # planning and Ray's start took a while: still ours
             write_state(sink, PLAN, p.plan, durable=True)
@@ -171,9 +172,9 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
             ck = _checkpoint(sink, p.plan)
         committer = Committer(sink, p.plan, ck, hooks, lease)
         total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
-        log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.works),
-                 len(p.works) - ck["committed_chunks"], f"{total_rows:,}", sink.display)
-        progress = Progress(cfg.logging.progress, len(p.works), total_rows, ck["committed_chunks"],
+        log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.plans),
+                 len(p.plans) - ck["committed_chunks"], f"{total_rows:,}", sink.display)
+        progress = Progress(cfg.logging.progress, len(p.plans), total_rows, ck["committed_chunks"],
                             sum(ck["rows"].values()))
         stack.callback(progress.close)
         workers = executor.workers
@@ -200,11 +201,13 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
     run = {
         "lake": sink.display,
         "fingerprint": p.fp,
-        "chunks": len(p.works),
+        "chunks": len(p.plans),
+        "plan_shards": p.shards,
+        "plan_shards_per_node": p.shard_nodes,
         "wall_seconds": round(t_end - t_start, 3),
         "rows_written_by_this_run": sum(ck["rows"].values()) - progress.start_rows,
         "driver_seconds": {**{k: round(v, 3) for k, v in p.seconds.items()},
-                           "ray_start": round(t_ray - t_start, 3),  # in parallel with lookups and plan
+                           "ray_start": round(t_ray - t_start, 3),  # before setup and plan
                            "startup": round(t_ready - t_start, 3),  # until the first job could go out
                            "commit": round(committer.commit_s, 3),
                            "commit_sync": round(committer.sync_s, 3),  # part of commit
@@ -214,6 +217,7 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
         "jobs_per_node": tally.nodes,
         "worker_count": workers,
         "worker_peak_rss_mb": round(tally.peak_rss_mb, 1),
+        "plan_worker_peak_rss_mb": round(p.shard_peak_rss_mb, 1),  # in-process: the driver's
         "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "finished_at": now_iso(),
     }

@@ -23,8 +23,8 @@ from bear.lake.layout import CHECKPOINT, SUCCESS, hooks_journal, summary_name
 from bear.lake.lease import Lease
 from bear.lake.sink import Sink, Writes
 from bear.lake.state import StateDamaged, advance, read_state, write_state
+from bear.run.errors import RunError
 from bear.run.jobs import JobResult
-from bear.run.prepare import RunError
 from bear.run.report import chunk_summary
 
 Hook = Callable[[dict[str, Any]], Any]

@@ -1,6 +1,6 @@
 """`sink.dry_run=true`: every object a run would write, from the plan alone; nothing is written.
 
-The skeleton walk already knows each day's row count per table (`ChunkPlan.day_rows`) and
+The skeleton pass already knows each day's row count per table (`ChunkPlan.day_rows`) and
 the lookups know the dimension partitions, so the listing is exact without generating a
 row: every partition gets `_MANIFEST.json` and `_SUCCESS`, and a `part-00000.parquet` when
 it holds rows. A lake that already holds this run is read (never written) so the listing
@@ -43,16 +43,16 @@ def planned_objects(p: Prepared, committed_chunks: int = 0, dimensions_done: boo
     """Lake objects a run writes, in the order it commits them (dimensions, then chunks); run state aside."""
     out: list[Planned] = []
     if not dimensions_done:
-        codes, counts = np.unique(p.lookups.customers.signup_day, return_counts=True)
+        codes, counts = np.unique(p.customers.signup_day, return_counts=True)
         for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
             out += _partition("customers", day_partition(code), n)
-        per_category = np.bincount(p.lookups.products.category.astype(np.int64), minlength=len(CATEGORIES))
+        per_category = np.bincount(p.products.category.astype(np.int64), minlength=len(CATEGORIES))
         for name, n in zip(CATEGORIES, per_category.tolist(), strict=True):
             out += _partition("product_catalog", name, n)
-    for work in p.works[committed_chunks:]:
-        chunk = work.plan.chunk
+    for plan in p.plans[committed_chunks:]:
+        chunk = plan.chunk
         for table in TRANSACTIONS:
-            per_day = work.plan.day_rows[PLAN_FAMILY[table]].tolist()
+            per_day = plan.day_rows[PLAN_FAMILY[table]].tolist()
             for day, n in zip(range(chunk.start_day, chunk.end_day + 1), per_day, strict=True):
                 out += _partition(table, day_partition(day), n)
     return out
@@ -78,8 +78,8 @@ def dry_run(p: Prepared, sink: Sink) -> dict[str, Any]:
     else:
         ck = load_checkpoint(sink, old)[0]
         done, dims = ck["committed_chunks"], ck["dimensions_committed"]
-        state = ("it holds this run, complete: nothing left to write" if done == len(p.works) and dims else
-                 f"it holds this run with {done}/{len(p.works)} chunks committed: the rest would be written")
+        state = ("it holds this run, complete: nothing left to write" if done == len(p.plans) and dims else
+                 f"it holds this run with {done}/{len(p.plans)} chunks committed: the rest would be written")
     objects = planned_objects(p, done, dims)
     tables: dict[str, dict[str, int]] = {}
     for o in objects:

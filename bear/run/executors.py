@@ -15,17 +15,20 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from bear.config.schema import RayConfig
 from bear.lake.errors import SinkError
-from bear.run.prepare import RunError
+from bear.run.errors import RunError
 
 log = logging.getLogger("bear")
 
 
 class Executor(Protocol):
+    """Schedules jobs. A handle returned by `submit`, `submit_many` or `stream` can be passed as an argument to
+    later jobs, which then receive its value; the driver reads a value only with `results`."""
+
     @property
     def workers(self) -> int:
         """How many jobs can run at once (sizes how many are kept in flight)."""
@@ -36,23 +39,65 @@ class Executor(Protocol):
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Start `fn(*args)`; returns a handle."""
 
+    def submit_many(self, fn: Callable[..., Any], n: int, *args: Any) -> list[Any]:
+        """Start `fn(*args)`, which returns `n` values (a tuple, or the value itself when n is 1); a handle each."""
+
+    def stream(self, fn: Callable[..., Iterator[Any]], *args: Any) -> Iterator[Any]:
+        """Start the generator `fn(*args)`; iterating gives a handle per value it yields, as it yields them."""
+
     def next_done(self, handles: Sequence[Any]) -> Any:
         """One of `handles` whose job has finished (waiting for it)."""
 
-    def result(self, handle: Any) -> Any:
-        """The finished job's return value, or its exception raised."""
+    def results(self, handles: Sequence[Any]) -> list[Any]:
+        """The finished jobs' values (waiting for them), or the first one's exception raised."""
 
     def cancel(self, handles: Sequence[Any]) -> None:
         """Stop these jobs (after a failure: their results would not be committed)."""
 
 
+class _Call:
+    """A job of the in-process executor, run at most once, when a value of it is first needed."""
+
+    def __init__(self, fn: Callable[..., Any] | None, args: tuple, n: int, order: int):
+        self.fn, self.args, self.n, self.order = fn, args, n, order
+        self.values: list[Any] | None = None
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        if self.values is not None or self.error is not None:
+            return
+        try:
+            out = self.fn(*(a.value() if isinstance(a, _Ref) else a for a in self.args))
+            self.values = [out] if self.n == 1 else list(out)
+        except Exception as exc:
+            self.error = exc
+        self.fn = self.args = None  # its inputs can go once it ran
+
+
+class _Ref:
+    """A handle of the in-process executor; the value lives as long as some handle of its job does."""
+
+    __slots__ = ("call", "index")
+
+    def __init__(self, call: _Call, index: int = 0):
+        self.call, self.index = call, index
+
+    def value(self) -> Any:
+        self.call.run()
+        if self.call.error is not None:
+            raise self.call.error
+        return self.call.values[self.index]
+
+
 class InProcessExecutor:
-    """Runs each job in this process, oldest first, when a result is awaited: one job in memory at a time."""
+    """Runs each job in this process when a value of it is needed, oldest first: one job in memory at a time."""
 
     def __init__(self) -> None:
-        self._pending: dict[int, tuple[Callable[..., Any], tuple]] = {}
-        self._results: dict[int, tuple[bool, Any]] = {}
         self._next = 0
+
+    def _call(self, fn: Callable[..., Any] | None, args: tuple, n: int) -> _Call:
+        self._next += 1
+        return _Call(fn, args, n, self._next)
 
     @property
     def workers(self) -> int:
@@ -61,31 +106,32 @@ class InProcessExecutor:
     def share(self, obj: Any) -> Any:
         return obj
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> int:
-        handle = self._next
-        self._next += 1
-        self._pending[handle] = (fn, args)
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Ref:
+        return _Ref(self._call(fn, args, 1))
+
+    def submit_many(self, fn: Callable[..., Any], n: int, *args: Any) -> list[_Ref]:
+        call = self._call(fn, args, n)
+        return [_Ref(call, i) for i in range(n)]
+
+    def stream(self, fn: Callable[..., Iterator[Any]], *args: Any) -> Iterator[_Ref]:
+        for value in fn(*(a.value() if isinstance(a, _Ref) else a for a in args)):
+            call = self._call(None, (), 1)
+            call.values = [value]
+            yield _Ref(call)
+
+    def next_done(self, handles: Sequence[_Ref]) -> _Ref:
+        handle = min(handles, key=lambda h: h.call.order)
+        handle.call.run()
         return handle
 
-    def next_done(self, handles: Sequence[int]) -> int:
-        handle = min(handles)
-        if handle in self._pending:
-            fn, args = self._pending.pop(handle)
-            try:
-                self._results[handle] = (True, fn(*args))
-            except Exception as exc:
-                self._results[handle] = (False, exc)
-        return handle
+    def results(self, handles: Sequence[_Ref]) -> list[Any]:
+        return [h.value() for h in handles]
 
-    def result(self, handle: int) -> Any:
-        ok, value = self._results.pop(handle)
-        if not ok:
-            raise value
-        return value
-
-    def cancel(self, handles: Sequence[int]) -> None:
+    def cancel(self, handles: Sequence[_Ref]) -> None:
         for handle in handles:
-            self._pending.pop(handle, None)
+            if handle.call.values is None:
+                handle.call.fn = handle.call.args = None
+                handle.call.error = RuntimeError("cancelled")
 
 
 class RayExecutor:
@@ -105,17 +151,27 @@ class RayExecutor:
     def share(self, obj: Any) -> Any:
         return self.ray.put(obj)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if fn not in self._remote:
+    def _task(self, fn: Callable[..., Any]) -> Any:
+        if fn not in self._remote:  # a generator function becomes a streaming generator task
             self._remote[fn] = self.ray.remote(max_retries=self.max_retries)(fn)
-        return self._remote[fn].remote(*args)
+        return self._remote[fn]
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._task(fn).remote(*args)
+
+    def submit_many(self, fn: Callable[..., Any], n: int, *args: Any) -> list[Any]:
+        refs = self._task(fn).options(num_returns=n).remote(*args)
+        return [refs] if n == 1 else list(refs)
+
+    def stream(self, fn: Callable[..., Iterator[Any]], *args: Any) -> Iterator[Any]:
+        return iter(self._task(fn).remote(*args))
 
     def next_done(self, handles: Sequence[Any]) -> Any:
         ready, _ = self.ray.wait(list(handles), num_returns=1)
         return ready[0]
 
-    def result(self, handle: Any) -> Any:
-        return self.ray.get(handle)
+    def results(self, handles: Sequence[Any]) -> list[Any]:
+        return self.ray.get(list(handles))
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
@@ -176,7 +232,7 @@ def commit_in_order(executor: Executor, jobs: list[Job], commit: Callable[[Any],
         handle = executor.next_done(list(inflight))
         i = inflight.pop(handle)
         try:
-            done[i] = executor.result(handle)
+            done[i] = executor.results([handle])[0]
             last_result_at = time.perf_counter()
         except Exception as exc:
             executor.cancel(list(inflight))

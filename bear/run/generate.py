@@ -13,13 +13,13 @@ from bear.core.rows import Ledger
 from bear.core.schemas import DIMENSIONS, TRANSACTIONS
 from bear.run.executors import InProcessExecutor, Job, commit_in_order
 from bear.run.jobs import InMemory, chunk_in_memory_job, dimensions_in_memory_job
-from bear.run.prepare import prepare
+from bear.run.prepare import prepare, set_up
 
 
 def generate(cfg: BearConfig, mess: bool = True) -> tuple[dict[str, pa.Table], dict[str, list[Ledger]]]:
     """Every table of the run (chunked as configured) and the mess ledgers per chunk (none with mess=False)."""
-    p = prepare(cfg)
     executor = InProcessExecutor()
+    p = prepare(set_up(cfg), executor)
     parts: dict[str, list[pa.Table]] = {t: [] for t in (*TRANSACTIONS, *DIMENSIONS)}
     ledgers: dict[str, list[Ledger]] = {t: [] for t in (*TRANSACTIONS, *DIMENSIONS)}
 
@@ -29,9 +29,10 @@ def generate(cfg: BearConfig, mess: bool = True) -> tuple[dict[str, pa.Table], d
             if mess:
                 ledgers[name].append(ledger)
 
-    jobs: list[Job] = [(w.plan.chunk.name, lambda w=w: executor.submit(chunk_in_memory_job, cfg, p.lookups, p.fp,
-                                                                         w, mess)) for w in p.works]
-    jobs.append(("dimension tables", lambda: executor.submit(dimensions_in_memory_job, cfg, p.lookups, p.fp,
-                                                              p.final_spend_c, mess)))
+    jobs: list[Job] = [(pl.chunk.name, lambda k=k: executor.submit(chunk_in_memory_job, cfg, p.lookups, p.fp, mess,
+                                                                   p.plans[k], *p.chunk_args(k)))
+                       for k, pl in enumerate(p.plans)]
+    jobs.append(("dimension tables", lambda: executor.submit(dimensions_in_memory_job, cfg, p.lookups, p.fp, mess,
+                                                              *p.final_spend)))
     commit_in_order(executor, jobs, collect, limit=1)
     return {t: pa.concat_tables(v) for t, v in parts.items()}, ledgers

@@ -11,7 +11,9 @@ from __future__ import annotations
 import resource
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,10 +23,11 @@ from bear.core.calendar import DAY_S
 from bear.core.rows import Ledger, Rows
 from bear.core.schemas import SCHEMAS
 from bear.core.vocab import CATEGORIES
-from bear.gen.lookups import Lookups, customer_columns, product_columns
+from bear.gen.lookups import Customers, Lookups, Products, customer_columns, product_columns
 from bear.gen.mess import apply_mess
 from bear.gen.model import Model
-from bear.gen.planner import ChunkWork
+from bear.gen.planner import ChunkPlan, ChunkWork, ReturnsDue, chunk_work, number_returns
+from bear.gen.skeleton import Chunk, ShardPiece, walk_shard
 from bear.gen.tables import chunk_tables
 from bear.lake.layout import MANIFEST, day_partition, ingestion_seconds, partition_dir
 from bear.lake.parquet import PartitionStat, write_partitions
@@ -166,23 +169,47 @@ def in_memory(name: str, rows: Rows) -> pa.Table:
     return pa.Table.from_arrays([rows.cols[f.name].cast(f.type) for f in fields], schema=pa.schema(fields))
 
 
-# The jobs as executors submit them: module-level functions of picklable arguments.
+# The jobs as executors submit them: module-level functions of picklable arguments (or handles of them).
 InMemory = dict[str, tuple[pa.Table, Ledger]]
 
 
-def chunk_job(cfg: BearConfig, lookups: Lookups, fp: str, work: ChunkWork) -> JobResult:
-    return run_chunk(context(cfg, lookups, fp), work)
+def shard_job(cfg: BearConfig, customers: Customers, products: Products, chunks: list[Chunk], lo: int, hi: int,
+              pieces: bool) -> Iterator[Any]:
+    """The skeleton pass over customers [lo, hi): a generator (on Ray, a streaming task), then where it ran."""
+    yield from walk_shard(Model.build(cfg), customers, products, chunks, lo, hi, pieces)
+    yield _where()
 
 
-def dimensions_job(cfg: BearConfig, lookups: Lookups, fp: str, final_spend_c: np.ndarray) -> JobResult:
-    return run_dimensions(context(cfg, lookups, fp), final_spend_c)
+def returns_job(plan: ChunkPlan, chunks: list[Chunk], *pieces: ShardPiece) -> ReturnsDue | tuple[ReturnsDue, ...]:
+    """The chunk's returns numbered, one value per chunk they are dated in (the value itself if one)."""
+    parts = number_returns(plan, chunks, list(pieces))
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, work: ChunkWork, mess: bool) -> InMemory:
-    return {n: (in_memory(n, r), led) for n, (r, led) in chunk_rows(context(cfg, lookups, fp), work, mess).items()}
+def _work(plan: ChunkPlan, n_pieces: int, parts: tuple) -> ChunkWork:
+    """`parts`: the chunk's shard pieces, then the returns dated in it."""
+    return chunk_work(plan, list(parts[:n_pieces]), list(parts[n_pieces:]))
 
 
-def dimensions_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, final_spend_c: np.ndarray,
-                             mess: bool) -> InMemory:
-    rows = dimension_rows(context(cfg, lookups, fp), final_spend_c, mess)
+def _spend(parts: tuple[np.ndarray, ...]) -> np.ndarray:
+    return np.concatenate(parts)
+
+
+def chunk_job(cfg: BearConfig, lookups: Lookups, fp: str, plan: ChunkPlan, n_pieces: int, *parts: Any) -> JobResult:
+    return run_chunk(context(cfg, lookups, fp), _work(plan, n_pieces, parts))
+
+
+def dimensions_job(cfg: BearConfig, lookups: Lookups, fp: str, *final_spend_c: np.ndarray) -> JobResult:
+    return run_dimensions(context(cfg, lookups, fp), _spend(final_spend_c))
+
+
+def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool, plan: ChunkPlan, n_pieces: int,
+                        *parts: Any) -> InMemory:
+    rows = chunk_rows(context(cfg, lookups, fp), _work(plan, n_pieces, parts), mess)
+    return {n: (in_memory(n, r), led) for n, (r, led) in rows.items()}
+
+
+def dimensions_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool,
+                             *final_spend_c: np.ndarray) -> InMemory:
+    rows = dimension_rows(context(cfg, lookups, fp), _spend(final_spend_c), mess)
     return {n: (in_memory(n, r), led) for n, (r, led) in rows.items()}

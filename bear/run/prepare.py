@@ -1,8 +1,13 @@
-"""What the driver knows before any chunk runs: the model, the lookups and the skeleton walk.
+"""The driver's part of planning: shard the skeleton pass, sum its counts, reserve the ID blocks.
 
-The walk is the one pass that needs the whole history (each customer's visits carry from
-chunk to chunk): it yields every chunk's exact row counts, its contiguous ID blocks and
-its start state, so the chunks themselves can then run in any order, anywhere.
+The skeleton pass (`bear.gen.skeleton`) runs as one streaming job per contiguous customer
+shard; each yields, chunk by chunk, small counts that come back here and a piece of the
+chunk's work that stays in the executor's store. Per chunk the driver sums the counts
+into the chunk's plan and ID blocks and starts the job that numbers the returns of the
+chunk's orders; chunk jobs later take the pieces and numbered returns as handles. So the
+driver holds the plan and handles, never visits: its memory does not grow with the volume,
+and the pass runs on as many cores as there are shards. Plan-only callers (`bear plan`,
+the dry run) run the same pass without pieces.
 """
 
 from __future__ import annotations
@@ -15,45 +20,121 @@ import numpy as np
 
 from bear.config.schema import BearConfig
 from bear.core.calendar import day_to_date
-from bear.gen.lookups import Lookups, build_lookups
+from bear.core.schemas import ID_FAMILIES
+from bear.gen.lookups import Customers, Lookups, Products, build_customers, build_lookups, build_products
 from bear.gen.model import Model
-from bear.gen.planner import ChunkWork, make_chunks, walk
+from bear.gen.planner import ChunkPlan, plan_chunk
+from bear.gen.skeleton import make_chunks
 from bear.lake.state import content_config, fingerprint, plan_document
+from bear.run.errors import RunError
+from bear.run.executors import Executor, InProcessExecutor, failure
+from bear.run.jobs import returns_job, shard_job
+
+MIN_SHARD = 20_000  # customers: below this a shard's fixed costs outweigh what it parallelises
 
 
-class RunError(RuntimeError):
-    """A run stopped for a reason the user can act on; `exit_code` is what the CLI returns."""
+def shard_bounds(model: Model, customers: Customers, shards: int) -> list[tuple[int, int]]:
+    """Contiguous [lo, hi) ranges covering every customer, of about equal work: a customer's walk costs about
+    the days from their signup to the run's end (early signups come first and have the longest histories)."""
+    work = np.cumsum(np.maximum(model.end_day - customers.signup_day.astype(np.int64), 0) + 30)
+    edges = np.searchsorted(work, work[-1] * np.arange(1, shards) / shards).tolist() if len(work) else []
+    edges = [0, *edges, len(customers)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
-    def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
-        self.exit_code = exit_code
+
+@dataclass
+class Setup:
+    """The driver's own share of planning, done before (or while) the executor starts."""
+
+    cfg: BearConfig
+    model: Model
+    customers: Customers  # behaviour columns only: the shards walk them, signup days make partitions
+    products: Products
+    lookups: Lookups | None  # what chunk jobs read about customers and products (None: plan only)
+    seconds: float
+
+
+def set_up(cfg: BearConfig, lookups: bool = True) -> Setup:
+    t0 = time.perf_counter()
+    model = Model.build(cfg)
+    customers, products = build_customers(model), build_products(model)
+    lk = build_lookups(model, customers, products) if lookups else None
+    return Setup(cfg, model, customers, products, lk, time.perf_counter() - t0)
 
 
 @dataclass
 class Prepared:
-    """Everything the driver knows before any chunk runs."""
+    """What the driver knows before any chunk runs: plans and the plan document, and handles of the rest."""
 
     cfg: BearConfig
     model: Model
-    lookups: Lookups
-    works: list[ChunkWork]
-    final_spend_c: np.ndarray
+    customers: Customers
+    products: Products
+    plans: list[ChunkPlan]
     plan: dict[str, Any]
     fp: str
+    shards: int
+    shard_nodes: dict[str, int]  # where the shards ran: node -> shards
+    shard_peak_rss_mb: float  # the largest peak memory of a process that ran a shard
+    lookups: Any = None  # handle of the Lookups (None: plan only)
+    pieces: list[list[Any]] = field(default_factory=list)  # per chunk, its shard pieces' handles (to do only)
+    dues: list[list[Any]] = field(default_factory=list)  # per chunk, handles of the numbered returns dated in it
+    final_spend: list[Any] = field(default_factory=list)  # per shard, handle of its spend at the run's end
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def chunk_args(self, index: int) -> list[Any]:
+        """What a chunk job takes after the plan: its piece count, pieces and returns; handed over only once, so
+        the store can free them when the job is done."""
+        pieces, dues = self.pieces[index], self.dues[index]
+        self.pieces[index] = self.dues[index] = []
+        return [len(pieces), *pieces, *dues]
 
-def prepare(cfg: BearConfig) -> Prepared:
-    """Lookups and the skeleton walk: chunks, exact counts, ID blocks and each chunk's start state."""
-    t0 = time.perf_counter()
-    model = Model.build(cfg)
-    lookups = build_lookups(model)
+
+def prepare(setup: Setup, executor: Executor, committed: int = 0) -> Prepared:
+    """Plan the run on `executor`; unless `setup` is plan only, also everything chunks from index `committed` on
+    take."""
+    cfg, model, customers = setup.cfg, setup.model, setup.customers
+    pieces = setup.lookups is not None
     t1 = time.perf_counter()
+    shared = executor.share(customers), executor.share(setup.products)
     chunks = make_chunks(model.start_day, model.end_day, cfg.run.chunk_days)
-    final: list = []
-    works = list(walk(model, lookups.customers, lookups.products, chunks, final))
-    signup_days = [day_to_date(d).isoformat() for d in np.unique(lookups.customers.signup_day).tolist()]
-    plan = plan_document(cfg, [w.plan.record() for w in works], signup_days)
+    shards = cfg.ray.plan_shards or max(1, min(executor.workers, len(customers) // MIN_SHARD))
+    streams = [executor.stream(shard_job, cfg, *shared, chunks, lo, hi, pieces)
+               for lo, hi in shard_bounds(model, customers, shards)]
+    next_id = dict.fromkeys(ID_FAMILIES, 1)
+    plans: list[ChunkPlan] = []
+    chunk_pieces: list[list[Any]] = []
+    dues: list[list[Any]] = [[] for _ in chunks]
+    try:
+        for chunk in chunks:
+            counts, shard_pieces = [], []
+            for stream in streams:
+                counts.append(next(stream))
+                if pieces:
+                    shard_pieces.append(next(stream))
+            plan = plan_chunk(chunk, next_id, executor.results(counts))
+            plans.append(plan)
+            if pieces and plan.due and plan.due[-1] >= committed:
+                numbered = executor.submit_many(returns_job, len(plan.due), plan, chunks, *shard_pieces)
+                for k, handle in zip(plan.due, numbered, strict=True):
+                    if k >= committed:
+                        dues[k].append(handle)
+            chunk_pieces.append(shard_pieces if chunk.index >= committed else [])
+        final = [next(stream) for stream in streams]
+        where = executor.results([next(stream) for stream in streams])
+    except Exception as exc:
+        raise RunError(f"planning (the skeleton pass over {shards} customer shards) failed: {failure(exc)}") from None
+    signup_days = [day_to_date(d).isoformat() for d in np.unique(customers.signup_day).tolist()]
+    plan_doc = plan_document(cfg, [p.record() for p in plans], signup_days)
     t2 = time.perf_counter()
-    return Prepared(cfg, model, lookups, works, final[0].spend_c, plan, fingerprint(content_config(cfg)),
-                    {"lookups": t1 - t0, "plan": t2 - t1})
+    nodes: dict[str, int] = {}
+    for node, _ in where:
+        nodes[node] = nodes.get(node, 0) + 1
+    return Prepared(cfg, model, customers, setup.products, plans, plan_doc, fingerprint(content_config(cfg)),
+                    shards, nodes, max(rss for _, rss in where), executor.share(setup.lookups) if pieces else None,
+                    chunk_pieces, dues, final if pieces else [], {"setup": setup.seconds, "plan": t2 - t1})
+
+
+def prepare_plan(cfg: BearConfig) -> Prepared:
+    """The plan alone, on this core: counts without pieces, no Ray (`bear plan`, the dry run)."""
+    return prepare(set_up(cfg, lookups=False), InProcessExecutor())

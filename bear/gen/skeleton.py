@@ -1,0 +1,146 @@
+"""The skeleton pass over one shard of customers: every chunk's visits, counts and returns, without a string.
+
+A customer's visits carry from chunk to chunk (the next visit, the spell, whether they
+have bought, what they have spent), but every draw is keyed by (customer, visit), so
+customers are independent: the population splits into contiguous shards [lo, hi) that
+walk the whole calendar in parallel, each carrying only its own customers' state. For each
+chunk a shard yields two things: `ShardCounts`, small and additive over shards (what the
+driver needs to reserve the chunk's ID blocks and to list its partitions), and
+`ShardPiece`, the shard's part of the chunk's work (its visits, buyers' spend so far, and
+the sort keys of its orders and returns that numbering needs), which goes to the object
+store and from there to the jobs, never through the driver. After the last chunk it
+yields the shard's cumulative spend, which the customers table reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from bear.core.calendar import DAY_S, day_to_date
+from bear.core.schemas import PLAN_FAMILY, TRANSACTIONS
+from bear.gen.baskets import add_spend, build_window, orders_in_order
+from bear.gen.lookups import Customers, Products
+from bear.gen.model import Model
+from bear.gen.returns import plan_returns
+from bear.gen.visits import Visits, VisitState, advance, initial_state
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    start_day: int
+    end_day: int
+
+    @property
+    def name(self) -> str:
+        return f"{day_to_date(self.start_day)}..{day_to_date(self.end_day)}"
+
+
+def make_chunks(start_day: int, end_day: int, chunk_days: int) -> list[Chunk]:
+    return [
+        Chunk(i, s, min(s + chunk_days - 1, end_day))
+        for i, s in enumerate(range(start_day, end_day + 1, chunk_days))
+    ]
+
+
+def chunk_of(chunks: list[Chunk], day: np.ndarray) -> np.ndarray:
+    """Index of the chunk each day falls in."""
+    return np.searchsorted(np.array([c.start_day for c in chunks]), day, side="right") - 1
+
+
+FAMILIES = tuple(PLAN_FAMILY[t] for t in TRANSACTIONS)  # what a chunk counts: carts, cart_items, ... return_items
+
+
+@dataclass
+class ShardCounts:
+    """One shard's share of one chunk, summed over shards by the driver."""
+
+    ids: np.ndarray  # int64 per family (FAMILIES order): its part of the chunk's ID blocks (returns: of its orders)
+    day_rows: np.ndarray  # int64 [family, day of the chunk]: rows written per day (returns: dated in the chunk)
+    due: np.ndarray  # sorted indices of the chunks that the returns of its orders are dated in
+
+
+@dataclass
+class OrderKeys:
+    """A shard's orders of one chunk, in its own order-ID order; the ID order is (seconds, cust, vidx)."""
+
+    cust: np.ndarray
+    vidx: np.ndarray
+    seconds: np.ndarray
+
+
+@dataclass
+class ShardReturns:
+    """Returns of a shard's orders of one chunk, in (order, seq) order."""
+
+    order: np.ndarray  # index into the shard's OrderKeys
+    seq: np.ndarray
+    seconds: np.ndarray
+    n_items: np.ndarray
+
+
+@dataclass
+class ShardPiece:
+    """One shard's part of one chunk's work."""
+
+    visits: Visits  # its carts, in no particular order
+    buyers: np.ndarray  # sorted global indices of its customers who order in the chunk
+    buyer_spend_c: np.ndarray  # their cumulative net spend before the chunk
+    orders: OrderKeys
+    returns: ShardReturns
+
+
+WARM_UP_DAYS = 90  # history before the run is walked in windows this long, so memory stays bounded
+
+
+def warm_up(model: Model, cust: Customers, products: Products, lo: int, hi: int) -> VisitState:
+    """State of customers [lo, hi) at the run's start: visits before it happened, but only their spend is kept."""
+    state = initial_state(model, cust, lo, hi)
+    for end in range(model.cal_day0 + WARM_UP_DAYS - 1, model.start_day - 1 + WARM_UP_DAYS, WARM_UP_DAYS):
+        visits = advance(model, state, min(end, model.start_day - 1))
+        add_spend(state, build_window(model, cust, products, visits, all_lines=False))
+    return state
+
+
+def walk_shard(model: Model, cust: Customers, products: Products, chunks: list[Chunk], lo: int, hi: int,
+               pieces: bool = True) -> Iterator[ShardCounts | ShardPiece | np.ndarray]:
+    """For each chunk in order its ShardCounts, then (if `pieces`) its ShardPiece; last the shard's final spend."""
+    state = warm_up(model, cust, products, lo, hi)
+    day0 = chunks[0].start_day
+    n_days = chunks[-1].end_day - day0 + 1
+    due_returns = np.zeros(n_days, dtype=np.int64)  # per day of the run: returns dated then, of orders so far
+    due_items = np.zeros(n_days, dtype=np.int64)
+    for chunk in chunks:
+        visits = advance(model, state, chunk.end_day)
+        bought = np.zeros(hi - lo, dtype=bool)
+        bought[visits.cust[visits.converted] - lo] = True
+        buyers = np.flatnonzero(bought)
+        buyer_spend_c = state.spend_c[buyers]
+        win = build_window(model, cust, products, visits, all_lines=False)
+        add_spend(state, win)
+        vs = win.visits
+        conv = orders_in_order(win)
+        rp = plan_returns(model, cust, vs.cust[conv], win.key[conv], win.n_lines[conv], win.order_seconds[conv])
+        n_items = np.bincount(rp.item_ret, minlength=len(rp.order))
+        ret_day = rp.seconds // DAY_S - day0
+        np.add.at(due_returns, ret_day, 1)
+        np.add.at(due_items, ret_day, n_items)
+        days = slice(chunk.start_day - day0, chunk.end_day - day0 + 1)
+        cart_day, order_day = vs.seconds // DAY_S - chunk.start_day, win.order_seconds[conv] // DAY_S - chunk.start_day
+        width = chunk.end_day - chunk.start_day + 1
+        day_rows = np.stack([
+            np.bincount(cart_day, minlength=width), np.bincount(cart_day, win.n_lines, minlength=width),
+            np.bincount(order_day, minlength=width), np.bincount(order_day, win.n_lines[conv], minlength=width),
+            due_returns[days], due_items[days],
+        ]).astype(np.int64)
+        ids = np.array([len(vs.cust), win.n_lines.sum(), conv.size, win.n_lines[conv].sum(), len(rp.order),
+                        n_items.sum()], dtype=np.int64)
+        yield ShardCounts(ids, day_rows, np.unique(chunk_of(chunks, ret_day + day0)))
+        if pieces:
+            orders = OrderKeys(vs.cust[conv], vs.vidx[conv], win.order_seconds[conv])
+            yield ShardPiece(visits, buyers + lo, buyer_spend_c, orders,
+                             ShardReturns(rp.order, rp.seq, rp.seconds, n_items))
+    yield state.spend_c
