@@ -41,6 +41,7 @@ from pathlib import Path
 
 from bear.config.load import load_config
 from bear.config.schema import BearConfig
+from bear.run import memory
 from bear.run.backfill import backfill
 from bear.run.executors import RayExecutor, start_ray
 from bear.run.prepare import prepare, set_up
@@ -127,10 +128,13 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
         "driver_cpu_seconds": {"user": round(driver_cpu_s[0], 3), "system": round(driver_cpu_s[1], 3)},
         "worker_task_seconds": worker,
         "driver_peak_rss_mb": report["driver_peak_rss_mb"],
+        "driver_peak_private_mb": report["driver_peak_private_mb"],
         "worker_peak_rss_mb": report["worker_peak_rss_mb"],
+        "worker_peak_private_mb": report["worker_peak_private_mb"],
         "plan_seconds": driver["plan"],
         "plan_shards": report["plan_shards"],
         "plan_worker_peak_rss_mb": report["plan_worker_peak_rss_mb"],
+        "plan_worker_peak_private_mb": report["plan_worker_peak_private_mb"],
         "ray_workers": report["worker_count"],
         "ray_nodes": len(report["jobs_per_node"]),
         "load_average_before": load_before,
@@ -155,8 +159,10 @@ def print_summary(s: dict) -> None:
     print("  wall split (s; tasks share the parallel phase by task-seconds, commits overlap it): "
           + ", ".join(f"{k} {v:.1f}" for k, v in s["wall_split_seconds"].items()))
     print(f"  plan: skeleton pass over {s['plan_shards']} customer shard(s) in {s['plan_seconds']:.1f} s wall")
-    print(f"  peak RSS: driver {s['driver_peak_rss_mb']:.0f} MiB, chunk worker {s['worker_peak_rss_mb']:.0f} MiB, "
-          f"shard worker {s['plan_worker_peak_rss_mb']:.0f} MiB; "
+    print(f"  peak memory, private / RSS with object-store pages (MiB): driver {s['driver_peak_private_mb']:.0f} / "
+          f"{s['driver_peak_rss_mb']:.0f}, chunk worker {s['worker_peak_private_mb']:.0f} / "
+          f"{s['worker_peak_rss_mb']:.0f}, shard worker {s['plan_worker_peak_private_mb']:.0f} / "
+          f"{s['plan_worker_peak_rss_mb']:.0f}; "
           f"load average before {s['load_average_before']}, after {s['load_average_after']}")
 
 
@@ -191,11 +197,13 @@ def plan_once(overrides: list[str]) -> dict:
     import ray
 
     cfg = load_config(["command=run", *overrides])
+    memory.watch()
     started = start_ray(cfg.ray)
     try:
         executor = RayExecutor(cfg.ray)
         p = prepare(set_up(cfg), executor)
         cpus = executor.workers
+        driver = memory.peaks()
     finally:
         if started:
             ray.shutdown()
@@ -203,8 +211,9 @@ def plan_once(overrides: list[str]) -> dict:
     return {"plan_only": True, "overrides": overrides, "revision": _git_revision(), "chunks": len(p.plans),
             "total_rows": rows, "ray_cpus": cpus, "plan_shards": p.shards, "plan_shards_per_node": p.shard_nodes,
             "setup_seconds": round(p.seconds["setup"], 3), "plan_seconds": round(p.seconds["plan"], 3),
-            "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "plan_worker_peak_rss_mb": round(p.shard_peak_rss_mb, 1)}
+            "driver_peak_rss_mb": round(driver[0], 1), "driver_peak_private_mb": round(driver[1], 1),
+            "plan_worker_peak_rss_mb": round(p.shard_peak_mb[0], 1),
+            "plan_worker_peak_private_mb": round(p.shard_peak_mb[1], 1)}
 
 
 def _fastest(runs: list[dict]) -> dict:
@@ -242,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         b = best
         print(f"bear plan phase: {b['total_rows']:,} rows in {b['chunks']} chunks, {b['plan_shards']} customer "
               f"shard(s) on {b['ray_cpus']} Ray CPU(s): skeleton pass {b['plan_seconds']:.1f} s wall (best of "
-              f"{args.repeat}), setup {b['setup_seconds']:.1f} s; peak RSS driver {b['driver_peak_rss_mb']:.0f} MiB, "
-              f"shard worker {b['plan_worker_peak_rss_mb']:.0f} MiB")
+              f"{args.repeat}), setup {b['setup_seconds']:.1f} s; peak memory, private / RSS "
+              f"with object-store pages: driver {b['driver_peak_private_mb']:.0f} / {b['driver_peak_rss_mb']:.0f} "
+              f"MiB, shard worker {b['plan_worker_peak_private_mb']:.0f} / {b['plan_worker_peak_rss_mb']:.0f} MiB")
         out.write_text(json.dumps(best, indent=2) + "\n")
         print(f"  saved {out}")
         return 0

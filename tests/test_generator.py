@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bear.run.generate import generate
-from bear.run.prepare import prepare_plan
+from bear.run.prepare import prepare_plan, set_up, shard_bounds, shard_count
 from bear.verify.checks import check_tables, id_numbers
 
 LEVELS = ("none", "light_mess", "medium_mess", "heavy_mess")
@@ -246,3 +246,20 @@ def test_guests_sign_up_on_their_first_cart_and_emptied_carts_keep_nothing(one_y
         assert pc.all(pc.equal(pc.equal(of["cart_total"], pa.scalar(0, of["cart_total"].type)),
                                not has_lines)).as_py(), status
     assert not check_tables(t), "cart_item_id stays gap-free"
+
+
+def test_shards_cover_every_customer_once_and_stay_bounded():
+    """Shards are contiguous, cover all customers, carry about equal work (early signups walk longer), and their
+    number follows the workers, or the volume where one shard per worker would hold too much."""
+    cfg = compose_cfg(smoke=False)
+    setup = set_up(cfg, lookups=False)
+    bounds = shard_bounds(setup.model, setup.customers, 3)
+    assert bounds[0][0] == 0 and bounds[-1][1] == cfg.generator.customers
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    sizes = [hi - lo for lo, hi in bounds]
+    assert sizes[0] < sizes[-1], "the first shard holds the earliest, longest histories"
+    assert shard_count(cfg, 300_000, workers=2) == 2 and shard_count(cfg, 300_000, workers=1) == 1
+    assert shard_count(cfg, 5_000, workers=8) == 1  # too few customers to be worth splitting
+    big = compose_cfg("generator.scale=4", smoke=False)
+    assert shard_count(big, 1_200_000, workers=2) == 6 and shard_count(big, 1_200_000, workers=1) == 5
+    assert shard_count(compose_cfg("ray.plan_shards=7"), 300_000, workers=2) == 7

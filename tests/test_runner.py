@@ -162,13 +162,13 @@ def _checkpoint(root: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_worker_and_shard_counts_do_not_change_a_byte(reference, tmp_path):
-    """One worker walking all customers in one shard, and two workers walking three shards of them, write the
-    reference lake byte for byte (the skeleton pass is parallel over customers; IDs stay in time order)."""
+def test_worker_shard_and_batch_counts_do_not_change_a_byte(reference, tmp_path):
+    """One worker walking all customers in one shard, and two workers walking three shards of them and writing
+    each chunk a few days at a time, write the reference lake byte for byte."""
     root, _ = reference
     for cpus, shards in ((1, None), (2, 3)):
         lake = tmp_path / str(cpus)
-        sharded = [f"ray.plan_shards={shards}"] if shards else []
+        sharded = [f"ray.plan_shards={shards}", "ray.batch_rows=3000"] if shards else []
         res = run_bear("+preset=smoke", f"ray.num_cpus={cpus}", f"sink.root={lake}", *sharded, cwd=tmp_path)
         assert res.returncode == 0, res.stderr
         assert json.loads((lake / "_bear" / "report.json").read_text())["plan_shards"] == (shards or 1)
@@ -227,12 +227,13 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
     assert_same_local_lake(lake, ref_root)
 
 
-def _chunk_worker_pids() -> list[int]:
+def _worker_pids(task: bytes) -> list[int]:
+    """Ray workers running `task` now (a worker's command line is `ray::<task>` while it runs one)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if b"ray::chunk_job" in (proc / "cmdline").read_bytes():
+                if b"ray::" + task in (proc / "cmdline").read_bytes():
                     pids.append(int(proc.name))
             except OSError:
                 continue
@@ -240,19 +241,21 @@ def _chunk_worker_pids() -> list[int]:
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_chunk_is_retried_and_the_lake_is_identical(ray_local, tmp_path):
-    overrides = ("generator.customers=30000", "run.chunk_days=20")
+def test_workers_killed_mid_plan_and_mid_chunk_are_retried_and_the_lake_is_identical(ray_local, tmp_path):
+    """A worker walking a customer shard (a streaming task, replayed by Ray) and one generating a chunk are
+    killed; the run retries both and writes the lake an undisturbed run writes."""
+    overrides = ("generator.customers=30000", "run.chunk_days=20", "ray.plan_shards=2")
     expected = tmp_path / "expected"
     backfill(compose_cfg(f"sink.root={expected}", *overrides))
-    killed: list[int] = []
+    killed: dict[bytes, int] = {}
     stop = threading.Event()
 
     def killer() -> None:
-        while not stop.is_set() and not killed:
-            for pid in _chunk_worker_pids():
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                break
+        while not stop.is_set() and len(killed) < 2:
+            for task in (b"shard_job", b"chunk_job"):
+                for pid in _worker_pids(task)[:1] if task not in killed else []:
+                    os.kill(pid, signal.SIGKILL)
+                    killed[task] = pid
             time.sleep(0.002)
 
     thread = threading.Thread(target=killer, daemon=True)
@@ -263,7 +266,7 @@ def test_worker_killed_mid_chunk_is_retried_and_the_lake_is_identical(ray_local,
     finally:
         stop.set()
         thread.join()
-    assert killed, "no chunk worker was caught running"
+    assert set(killed) == {b"shard_job", b"chunk_job"}, f"caught running: {killed}"
     assert_same_local_lake(lake, expected)
 
 

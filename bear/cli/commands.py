@@ -74,14 +74,14 @@ def cmd_plan(cfg: BearConfig) -> int:
     _out(f"plan for {sink.display}: {cfg.run.start} .. {cfg.run.end} ({days} days) in {len(p.plans)} chunks "
          f"of {cfg.run.chunk_days} days, seed {cfg.run.seed}, mess {cfg.mess.level}")
     _out(f"fingerprint {p.fp[:16]}  plan {p.plan['plan_fingerprint'][:16]}")
-    _out(f"{'chunk':>5}  {'window':<22}" + "".join(f"{f:>13}" for f in FAMILIES) + "   first cart/order/return id")
+    _out(f"{'chunk':>5}  {'window':<22}" + "".join(f" {f:>13}" for f in FAMILIES) + "   first cart/order/return id")
     for pl in p.plans:
         ids = pl.first_ids
-        _out(f"{pl.chunk.index:>5}  {pl.chunk.name:<22}" + "".join(f"{pl.rows[f]:>13,}" for f in FAMILIES)
+        _out(f"{pl.chunk.index:>5}  {pl.chunk.name:<22}" + "".join(f" {pl.rows[f]:>13,}" for f in FAMILIES)
              + f"   {ids['carts']}/{ids['orders']}/{ids['returns']}")
     totals = p.plan["totals"]
-    _out(f"{'total':>5}  {'':<22}" + "".join(f"{totals[f]:>13,}" for f in FAMILIES))
-    _out(f"{'/day':>5}  {'':<22}" + "".join(f"{totals[f] / days:>13,.0f}" for f in FAMILIES))
+    _out(f"{'total':>5}  {'':<22}" + "".join(f" {totals[f]:>13,}" for f in FAMILIES))
+    _out(f"{'/day':>5}  {'':<22}" + "".join(f" {totals[f] / days:>13,.0f}" for f in FAMILIES))
     _out(f"dimensions: customers {cfg.generator.customers:,}, product_catalog {cfg.generator.products:,}")
     _out("partitions: " + ", ".join(f"{t} {n:,}" for t, n in parts.items()))
     _out("nothing written (dry run)")

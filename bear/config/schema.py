@@ -273,6 +273,12 @@ class RayConfig:
     # Customer shards the skeleton pass is split into (default: one per CPU, at least 20,000 customers each).
     # Changes where planning runs, never what is written.
     plan_shards: int | None = None
+    # Rows a chunk job generates and writes at once: a bigger chunk goes a few days at a time, so a worker's
+    # memory (about 0.6 KB per row) does not grow with the chunk. Never changes a byte.
+    batch_rows: int = 1_000_000
+    # ray=local: size of the object store that holds the skeleton's pieces until their chunks run (default:
+    # Ray's, 30 % of memory); what does not fit spills to disk.
+    object_store_mb: int | None = None
 
 
 @dataclass

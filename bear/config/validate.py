@@ -177,6 +177,9 @@ def validate(cfg: DictConfig | BearConfig) -> None:
         _check_positive("ray.max_in_flight", c.ray.max_in_flight)
     if c.ray.plan_shards is not None:
         _check_positive("ray.plan_shards", c.ray.plan_shards)
+    _check_positive("ray.batch_rows", c.ray.batch_rows)
+    if c.ray.object_store_mb is not None:
+        _check_positive("ray.object_store_mb", c.ray.object_store_mb, minimum=100)
     _check_positive("output.target_file_mb", c.output.target_file_mb)
     _check_positive("output.row_group_rows", c.output.row_group_rows)
     for hook in c.hooks.post_export:

@@ -19,7 +19,7 @@ import numpy as np
 from bear.core.calendar import DAY_S
 from bear.core.schemas import ID_FAMILIES
 from bear.gen.baskets import lex_order
-from bear.gen.skeleton import FAMILIES, Chunk, ShardCounts, ShardPiece, chunk_of
+from bear.gen.skeleton import FAMILIES, Chunk, OrderKeys, ShardCounts, ShardPiece, chunk_of
 from bear.gen.visits import Visits
 
 
@@ -76,6 +76,7 @@ class ChunkWork:
     buyers: np.ndarray = field(repr=False)  # sorted customers who order in the chunk
     buyer_spend_c: np.ndarray = field(repr=False)  # their cumulative net spend before the chunk
     due: ReturnsDue = field(repr=False)
+    orders: OrderKeys = field(repr=False)  # the chunk's orders (what they paid moves spend from day to day)
 
 
 def plan_chunk(chunk: Chunk, next_id: dict[str, int], shards: list[ShardCounts]) -> ChunkPlan:
@@ -98,19 +99,20 @@ def number_returns(plan: ChunkPlan, chunks: list[Chunk], pieces: list[ShardPiece
     return's items take consecutive IDs in that order.
     """
     first = plan.first_ids
-    cust = np.concatenate([p.orders.cust for p in pieces])
-    vidx = np.concatenate([p.orders.vidx for p in pieces])
+    cust = np.concatenate([p.orders.cust for p in pieces]).astype(np.int64)
+    vidx = np.concatenate([p.orders.vidx for p in pieces]).astype(np.int64)
     osec = np.concatenate([p.orders.seconds for p in pieces])
     rank = np.empty(cust.size, dtype=np.int64)
     rank[lex_order(osec, cust, vidx)] = np.arange(cust.size)
     offsets = np.cumsum([0] + [p.orders.cust.size for p in pieces])
-    order = np.concatenate([p.returns.order + off for p, off in zip(pieces, offsets[:-1].tolist(), strict=True)])
-    seq = np.concatenate([p.returns.seq for p in pieces])
+    order = np.concatenate([p.returns.order.astype(np.int64) + off
+                            for p, off in zip(pieces, offsets[:-1].tolist(), strict=True)])
+    seq = np.concatenate([p.returns.seq for p in pieces]).astype(np.int64)
     pos = rank[order]
     o = lex_order(pos, seq)
     order, pos, seq = order[o], pos[o], seq[o]
     seconds = np.concatenate([p.returns.seconds for p in pieces])[o]
-    n_items = np.concatenate([p.returns.n_items for p in pieces])[o]
+    n_items = np.concatenate([p.returns.n_items for p in pieces]).astype(np.int64)[o]
     numbered = ReturnsDue(
         return_id=first["returns"] + np.arange(o.size),
         first_item_id=first["return_items"] + np.cumsum(n_items) - n_items,
@@ -128,10 +130,52 @@ def number_returns(plan: ChunkPlan, chunks: list[Chunk], pieces: list[ShardPiece
 
 def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], due: list[ReturnsDue]) -> ChunkWork:
     """A chunk's work from its shards' pieces (in shard order) and the returns dated in it (in source order)."""
+    visits = Visits.concat([p.visits for p in pieces])
+    visits.cust, visits.vidx = visits.cust.astype(np.int64), visits.vidx.astype(np.int64)  # as the generator draws
+    fields = OrderKeys.__dataclass_fields__
+    orders = OrderKeys(*(np.concatenate([getattr(p.orders, f) for p in pieces]) for f in fields))
     return ChunkWork(
         plan,
-        Visits.concat([p.visits for p in pieces]),
-        np.concatenate([p.buyers for p in pieces]),
+        visits,
+        np.concatenate([p.buyers for p in pieces]).astype(np.int64),
         np.concatenate([p.buyer_spend_c for p in pieces]),
         ReturnsDue.concat(due) if due else ReturnsDue.empty(),
+        orders,
     )
+
+
+def day_batches(plan: ChunkPlan, max_rows: int) -> list[tuple[int, int]]:
+    """The chunk's days in consecutive groups of at most `max_rows` rows (a bigger day is a group of its own)."""
+    per_day = np.sum(list(plan.day_rows.values()), axis=0).tolist()
+    groups: list[tuple[int, int]] = []
+    first, rows = plan.chunk.start_day, 0
+    for day, n in enumerate(per_day, start=plan.chunk.start_day):
+        if rows and rows + n > max_rows:
+            groups.append((first, day - 1))
+            first, rows = day, 0
+        rows += n
+    return [*groups, (first, plan.chunk.end_day)]
+
+
+def day_window(work: ChunkWork, first_day: int, last_day: int) -> ChunkWork:
+    """The part of a chunk dated in days [first_day, last_day], with the IDs and spend so far it would have as a
+    chunk of its own: a job generates a big chunk a few days at a time, and since no row depends on how the
+    calendar is cut into chunks, the rows are the same."""
+    plan = work.plan
+    before = slice(0, first_day - plan.chunk.start_day)
+    inside = slice(first_day - plan.chunk.start_day, last_day - plan.chunk.start_day + 1)
+    first = dict(plan.first_ids)
+    for family in ("carts", "cart_items", "orders"):
+        first[family] += int(plan.day_rows[family][before].sum())
+    day = work.orders.seconds // DAY_S
+    earlier = np.flatnonzero(day < first_day)
+    spend = work.buyer_spend_c.copy()
+    np.add.at(spend, np.searchsorted(work.buyers, work.orders.cust[earlier]), work.orders.net_c[earlier])
+
+    def dated(seconds: np.ndarray) -> np.ndarray:
+        return np.flatnonzero((seconds // DAY_S >= first_day) & (seconds // DAY_S <= last_day))
+
+    window = ChunkPlan(Chunk(plan.chunk.index, first_day, last_day), first, plan.counts, plan.rows,
+                       {f: rows[inside] for f, rows in plan.day_rows.items()}, plan.due)
+    return ChunkWork(window, work.visits.take(dated(work.visits.seconds)), work.buyers, spend,
+                     work.due.take(dated(work.due.seconds)), work.orders.take(dated(work.orders.seconds)))

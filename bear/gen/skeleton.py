@@ -65,11 +65,15 @@ class ShardCounts:
 
 @dataclass
 class OrderKeys:
-    """A shard's orders of one chunk, in its own order-ID order; the ID order is (seconds, cust, vidx)."""
+    """Orders of one chunk (a shard's, or all of them), in order-ID order; the ID order is (seconds, cust, vidx)."""
 
     cust: np.ndarray
     vidx: np.ndarray
     seconds: np.ndarray
+    net_c: np.ndarray  # what the order paid: carries the customer's spend from one day to the next
+
+    def take(self, idx: np.ndarray) -> OrderKeys:
+        return OrderKeys(*(a[idx] for a in self.__dict__.values()))
 
 
 @dataclass
@@ -111,36 +115,49 @@ def walk_shard(model: Model, cust: Customers, products: Products, chunks: list[C
     state = warm_up(model, cust, products, lo, hi)
     day0 = chunks[0].start_day
     n_days = chunks[-1].end_day - day0 + 1
-    due_returns = np.zeros(n_days, dtype=np.int64)  # per day of the run: returns dated then, of orders so far
-    due_items = np.zeros(n_days, dtype=np.int64)
+    due = np.zeros((2, n_days), dtype=np.int64)  # per day of the run: returns (and items) dated then, so far
     for chunk in chunks:
-        visits = advance(model, state, chunk.end_day)
-        bought = np.zeros(hi - lo, dtype=bool)
-        bought[visits.cust[visits.converted] - lo] = True
-        buyers = np.flatnonzero(bought)
-        buyer_spend_c = state.spend_c[buyers]
-        win = build_window(model, cust, products, visits, all_lines=False)
-        add_spend(state, win)
-        vs = win.visits
-        conv = orders_in_order(win)
-        rp = plan_returns(model, cust, vs.cust[conv], win.key[conv], win.n_lines[conv], win.order_seconds[conv])
-        n_items = np.bincount(rp.item_ret, minlength=len(rp.order))
-        ret_day = rp.seconds // DAY_S - day0
-        np.add.at(due_returns, ret_day, 1)
-        np.add.at(due_items, ret_day, n_items)
-        days = slice(chunk.start_day - day0, chunk.end_day - day0 + 1)
-        cart_day, order_day = vs.seconds // DAY_S - chunk.start_day, win.order_seconds[conv] // DAY_S - chunk.start_day
-        width = chunk.end_day - chunk.start_day + 1
-        day_rows = np.stack([
-            np.bincount(cart_day, minlength=width), np.bincount(cart_day, win.n_lines, minlength=width),
-            np.bincount(order_day, minlength=width), np.bincount(order_day, win.n_lines[conv], minlength=width),
-            due_returns[days], due_items[days],
-        ]).astype(np.int64)
-        ids = np.array([len(vs.cust), win.n_lines.sum(), conv.size, win.n_lines[conv].sum(), len(rp.order),
-                        n_items.sum()], dtype=np.int64)
-        yield ShardCounts(ids, day_rows, np.unique(chunk_of(chunks, ret_day + day0)))
+        counts, piece = _step(model, cust, products, chunks, chunk, state, due, pieces)
+        yield counts  # a step's working arrays are gone by now: a shard holds its state and one piece
         if pieces:
-            orders = OrderKeys(vs.cust[conv], vs.vidx[conv], win.order_seconds[conv])
-            yield ShardPiece(visits, buyers + lo, buyer_spend_c, orders,
-                             ShardReturns(rp.order, rp.seq, rp.seconds, n_items))
+            yield piece
     yield state.spend_c
+
+
+def _step(model: Model, cust: Customers, products: Products, chunks: list[Chunk], chunk: Chunk, state: VisitState,
+          due: np.ndarray, pieces: bool) -> tuple[ShardCounts, ShardPiece | None]:
+    """Advance the shard through `chunk`: its counts, and its piece if `pieces`."""
+    lo, day0 = state.lo, chunks[0].start_day
+    visits = advance(model, state, chunk.end_day)
+    bought = np.zeros(len(state.spend_c), dtype=bool)
+    bought[visits.cust[visits.converted] - lo] = True
+    buyers = np.flatnonzero(bought)
+    buyer_spend_c = state.spend_c[buyers]
+    win = build_window(model, cust, products, visits, all_lines=False)
+    add_spend(state, win)
+    vs = win.visits
+    conv = orders_in_order(win)
+    rp = plan_returns(model, cust, vs.cust[conv], win.key[conv], win.n_lines[conv], win.order_seconds[conv])
+    n_items = np.bincount(rp.item_ret, minlength=len(rp.order))
+    ret_day = rp.seconds // DAY_S - day0
+    np.add.at(due[0], ret_day, 1)
+    np.add.at(due[1], ret_day, n_items)
+    days = slice(chunk.start_day - day0, chunk.end_day - day0 + 1)
+    cart_day, order_day = vs.seconds // DAY_S - chunk.start_day, win.order_seconds[conv] // DAY_S - chunk.start_day
+    width = chunk.end_day - chunk.start_day + 1
+    day_rows = np.stack([
+        np.bincount(cart_day, minlength=width), np.bincount(cart_day, win.n_lines, minlength=width),
+        np.bincount(order_day, minlength=width), np.bincount(order_day, win.n_lines[conv], minlength=width),
+        due[0, days], due[1, days],
+    ]).astype(np.int64)
+    ids = np.array([len(vs.cust), win.n_lines.sum(), conv.size, win.n_lines[conv].sum(), len(rp.order),
+                    n_items.sum()], dtype=np.int64)
+    counts = ShardCounts(ids, day_rows, np.unique(chunk_of(chunks, ret_day + day0)))
+    if not pieces:
+        return counts, None
+    i32 = np.int32  # customer, visit and order indices travel as int32: a third less to store and move
+    orders = OrderKeys(vs.cust[conv].astype(i32), vs.vidx[conv].astype(i32), win.order_seconds[conv],
+                       (win.cart_gross_c - win.cart_discount_c)[conv])
+    small = Visits(visits.cust.astype(i32), visits.vidx.astype(i32), visits.seconds, visits.react, visits.converted)
+    returns = ShardReturns(rp.order.astype(i32), rp.seq.astype(np.int8), rp.seconds, n_items.astype(i32))
+    return counts, ShardPiece(small, (buyers + lo).astype(i32), buyer_spend_c, orders, returns)

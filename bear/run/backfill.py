@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,7 +32,7 @@ from bear.lake.state import (
     sweep_temporaries,
     write_state,
 )
-from bear.run import report
+from bear.run import memory, report
 from bear.run.commit import Committer, load_hooks
 from bear.run.errors import RunError
 from bear.run.executors import Executor, InProcessExecutor, Job, RayExecutor, commit_in_order, start_ray
@@ -110,13 +109,14 @@ class Tally:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.nodes: dict[str, int] = {}
-        self.peak_rss_mb = 0.0
+        self.peak_rss_mb = self.peak_private_mb = 0.0
 
     def add(self, result: JobResult) -> None:
         for k, v in result.seconds.items():
             self.seconds[k] = self.seconds.get(k, 0.0) + v
         self.nodes[result.node] = self.nodes.get(result.node, 0) + 1
         self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
+        self.peak_private_mb = max(self.peak_private_mb, result.peak_private_mb)
 
 
 def _jobs(executor: Executor, p: Prepared, ck: dict[str, Any]) -> list[Job]:
@@ -135,6 +135,7 @@ def _jobs(executor: Executor, p: Prepared, ck: dict[str, Any]) -> list[Job]:
 def backfill(cfg: BearConfig) -> dict:
     """Run (or resume) the configured backfill; returns the run report (dry run: the listing, nothing written)."""
     t_start = time.perf_counter()
+    memory.watch()
     hooks = load_hooks(list(cfg.hooks.post_export))
     sink = open_sink(cfg.sink)
     if cfg.sink.dry_run:
@@ -198,6 +199,7 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
                                          cfg.ray.max_in_flight or max(2, 2 * workers))
         t_done = time.perf_counter()
     t_end = time.perf_counter()
+    driver_rss, driver_private = memory.peaks()
     run = {
         "lake": sink.display,
         "fingerprint": p.fp,
@@ -216,9 +218,13 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
         "worker_seconds": {k: round(v, 3) for k, v in tally.seconds.items()},
         "jobs_per_node": tally.nodes,
         "worker_count": workers,
+        # peak memory (bear/run/memory.py): RSS counts object-store pages a process mapped, private does not
         "worker_peak_rss_mb": round(tally.peak_rss_mb, 1),
-        "plan_worker_peak_rss_mb": round(p.shard_peak_rss_mb, 1),  # in-process: the driver's
-        "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "worker_peak_private_mb": round(tally.peak_private_mb, 1),
+        "plan_worker_peak_rss_mb": round(p.shard_peak_mb[0], 1),  # in-process: the driver's
+        "plan_worker_peak_private_mb": round(p.shard_peak_mb[1], 1),
+        "driver_peak_rss_mb": round(driver_rss, 1),
+        "driver_peak_private_mb": round(driver_private, 1),
         "finished_at": now_iso(),
     }
     doc = report.build(sink, p.plan, run)

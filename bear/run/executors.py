@@ -196,7 +196,9 @@ def start_ray(cfg: RayConfig) -> bool:
                 f"is kept"
             ) from None
     else:
-        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        store = cfg.object_store_mb * 2**20 if cfg.object_store_mb else None
+        ray.init(num_cpus=cfg.num_cpus, object_store_memory=store, include_dashboard=False,
+                 logging_level=logging.WARNING, log_to_driver=False)
     return True
 
 

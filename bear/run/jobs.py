@@ -8,7 +8,6 @@ rows. Nothing here knows which executor runs it.
 
 from __future__ import annotations
 
-import resource
 import socket
 import time
 from collections.abc import Iterator
@@ -21,18 +20,19 @@ import pyarrow as pa
 from bear.config.schema import BearConfig
 from bear.core.calendar import DAY_S
 from bear.core.rows import Ledger, Rows
-from bear.core.schemas import SCHEMAS
+from bear.core.schemas import SCHEMAS, TRANSACTIONS
 from bear.core.vocab import CATEGORIES
 from bear.gen.lookups import Customers, Lookups, Products, customer_columns, product_columns
 from bear.gen.mess import apply_mess
 from bear.gen.model import Model
-from bear.gen.planner import ChunkPlan, ChunkWork, ReturnsDue, chunk_work, number_returns
+from bear.gen.planner import ChunkPlan, ChunkWork, ReturnsDue, chunk_work, day_batches, day_window, number_returns
 from bear.gen.skeleton import Chunk, ShardPiece, walk_shard
 from bear.gen.tables import chunk_tables
 from bear.lake.layout import MANIFEST, day_partition, ingestion_seconds, partition_dir
 from bear.lake.parquet import PartitionStat, write_partitions
 from bear.lake.sink import Sink, Writes, open_sink
 from bear.lake.state import json_bytes, manifest_document, sweep_temporaries
+from bear.run import memory
 
 
 @dataclass
@@ -42,7 +42,8 @@ class JobResult:
     manifests: list[dict]  # the `_MANIFEST.json` written for each of `partitions`, in the same order
     seconds: dict[str, float] = field(default_factory=dict)
     node: str = ""  # where it ran (Ray node id, else host name)
-    peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
+    peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far (object-store pages included)
+    peak_private_mb: float = 0.0  # its peak private memory so far (bear.run.memory)
 
 
 @dataclass
@@ -61,6 +62,7 @@ _CONTEXTS: dict[str, Context] = {}
 
 def context(cfg: BearConfig, lookups: Lookups, fp: str) -> Context:
     """This process's Context for a run (the model and sink are cheap but not free; a worker runs many jobs)."""
+    memory.watch()
     key = f"{fp}:{cfg.sink!r}"
     if key not in _CONTEXTS:
         _CONTEXTS.clear()
@@ -70,15 +72,15 @@ def context(cfg: BearConfig, lookups: Lookups, fp: str) -> Context:
     return ctx
 
 
-def _where() -> tuple[str, float]:
-    """Node and peak memory of the current process, for the run report."""
+def _where() -> tuple[str, float, float]:
+    """Node and peak memory (RSS, private) of the current process, for the run report."""
     try:
         import ray
 
         node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else socket.gethostname()
     except Exception:
         node = socket.gethostname()
-    return node, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return node, *memory.peaks()
 
 
 def chunk_rows(ctx: Context, work: ChunkWork, mess: bool = True,
@@ -117,19 +119,25 @@ def write_manifests(ctx: Context, writes: Writes, stats: list[PartitionStat]) ->
 
 
 def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
-    """Generate, mess and write one chunk's partitions (every day of its window, empty days included)."""
+    """Generate, mess and write one chunk's partitions (every day of its window, empty days included).
+
+    A chunk of more than `ray.batch_rows` rows goes in groups of days, so a worker's memory follows that, not
+    the chunk's volume (a 30-day chunk of a run ten times the default would need several GB at once).
+    """
     seconds = {"generate": 0.0, "mess": 0.0, "encode": 0.0, "write": 0.0}
-    tables = chunk_rows(ctx, work, seconds=seconds)
     chunk = work.plan.chunk
     days = range(chunk.start_day, chunk.end_day + 1)
-    names = {d: day_partition(d) for d in days}
-    ingest = {d: ingestion_seconds(d) for d in days}
+    sweep_temporaries(ctx.sink, [partition_dir(t, day_partition(d)) for t in TRANSACTIONS for d in days])
     stats: list[PartitionStat] = []
-    sweep_temporaries(ctx.sink, [partition_dir(t, v) for t in tables for v in names.values()])
     with Writes(ctx.sink) as writes:
-        for table, (rows, ledger) in tables.items():
-            stats += write_partitions(writes, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
-                                      rows.event_s // DAY_S, names, ingest, seconds)
+        for first, last in day_batches(work.plan, ctx.cfg.ray.batch_rows):
+            part = work if (first, last) == (chunk.start_day, chunk.end_day) else day_window(work, first, last)
+            names = {d: day_partition(d) for d in range(first, last + 1)}
+            ingest = {d: ingestion_seconds(d) for d in names}
+            for table, (rows, ledger) in chunk_rows(ctx, part, seconds=seconds).items():
+                stats += write_partitions(writes, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
+                                          rows.event_s // DAY_S, names, ingest, seconds)
+        stats.sort(key=lambda s: (TRANSACTIONS.index(s.table), s.partition))  # table by table, day by day
         w0 = time.perf_counter()
         manifests = write_manifests(ctx, writes, stats)
     w1 = time.perf_counter()
@@ -176,6 +184,7 @@ InMemory = dict[str, tuple[pa.Table, Ledger]]
 def shard_job(cfg: BearConfig, customers: Customers, products: Products, chunks: list[Chunk], lo: int, hi: int,
               pieces: bool) -> Iterator[Any]:
     """The skeleton pass over customers [lo, hi): a generator (on Ray, a streaming task), then where it ran."""
+    memory.watch()
     yield from walk_shard(Model.build(cfg), customers, products, chunks, lo, hi, pieces)
     yield _where()
 

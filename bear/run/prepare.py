@@ -12,6 +12,7 @@ the dry run) run the same pass without pieces.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,17 @@ from bear.run.executors import Executor, InProcessExecutor, failure
 from bear.run.jobs import returns_job, shard_job
 
 MIN_SHARD = 20_000  # customers: below this a shard's fixed costs outweigh what it parallelises
+MAX_SHARD = 1_000_000  # customers x generator.scale: a shard's working memory per chunk grows with this
+
+
+def shard_count(cfg: BearConfig, customers: int, workers: int) -> int:
+    """`ray.plan_shards`, else one per worker (of at least MIN_SHARD customers), or more to keep each shard's
+    memory bounded: then a multiple of the workers, which walk them in turns of equal length."""
+    if cfg.ray.plan_shards:
+        return cfg.ray.plan_shards
+    by_workers = max(1, min(workers, customers // MIN_SHARD))
+    by_memory = math.ceil(customers * cfg.generator.scale / MAX_SHARD)
+    return by_workers if by_memory <= by_workers else math.ceil(by_memory / workers) * workers
 
 
 def shard_bounds(model: Model, customers: Customers, shards: int) -> list[tuple[int, int]]:
@@ -75,7 +87,7 @@ class Prepared:
     fp: str
     shards: int
     shard_nodes: dict[str, int]  # where the shards ran: node -> shards
-    shard_peak_rss_mb: float  # the largest peak memory of a process that ran a shard
+    shard_peak_mb: tuple[float, float]  # the largest peak (RSS, private) memory of a process that ran a shard
     lookups: Any = None  # handle of the Lookups (None: plan only)
     pieces: list[list[Any]] = field(default_factory=list)  # per chunk, its shard pieces' handles (to do only)
     dues: list[list[Any]] = field(default_factory=list)  # per chunk, handles of the numbered returns dated in it
@@ -98,7 +110,7 @@ def prepare(setup: Setup, executor: Executor, committed: int = 0) -> Prepared:
     t1 = time.perf_counter()
     shared = executor.share(customers), executor.share(setup.products)
     chunks = make_chunks(model.start_day, model.end_day, cfg.run.chunk_days)
-    shards = cfg.ray.plan_shards or max(1, min(executor.workers, len(customers) // MIN_SHARD))
+    shards = shard_count(cfg, len(customers), executor.workers)
     streams = [executor.stream(shard_job, cfg, *shared, chunks, lo, hi, pieces)
                for lo, hi in shard_bounds(model, customers, shards)]
     next_id = dict.fromkeys(ID_FAMILIES, 1)
@@ -128,11 +140,13 @@ def prepare(setup: Setup, executor: Executor, committed: int = 0) -> Prepared:
     plan_doc = plan_document(cfg, [p.record() for p in plans], signup_days)
     t2 = time.perf_counter()
     nodes: dict[str, int] = {}
-    for node, _ in where:
+    for node, *_ in where:
         nodes[node] = nodes.get(node, 0) + 1
+    peak = (max(w[1] for w in where), max(w[2] for w in where))
+    lookups = executor.share(setup.lookups) if pieces else None
     return Prepared(cfg, model, customers, setup.products, plans, plan_doc, fingerprint(content_config(cfg)),
-                    shards, nodes, max(rss for _, rss in where), executor.share(setup.lookups) if pieces else None,
-                    chunk_pieces, dues, final if pieces else [], {"setup": setup.seconds, "plan": t2 - t1})
+                    shards, nodes, peak, lookups, chunk_pieces, dues, final if pieces else [],
+                    {"setup": setup.seconds, "plan": t2 - t1})
 
 
 def prepare_plan(cfg: BearConfig) -> Prepared:
