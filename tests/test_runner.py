@@ -281,6 +281,8 @@ BAD = [
     ("sink=gcs", "sink.bucket"),
     ("nonsense=1", "nonsense"),
     ("generator.carts.lines.gold=[9,3]", "generator.carts.lines.gold"),
+    ("ray.plan_shards=0", "ray.plan_shards"),
+    ("ray.batch_rows=0", "ray.batch_rows"),
 ]
 
 
