@@ -209,7 +209,7 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
         "wall_seconds": round(t_end - t_start, 3),
         "rows_written_by_this_run": sum(ck["rows"].values()) - progress.start_rows,
         "driver_seconds": {**{k: round(v, 3) for k, v in p.seconds.items()},
-                           "ray_start": round(t_ray - t_start, 3),  # before setup and plan
+                           "ray_start": round(t_ray - t_start, 3),  # setup runs alongside, the plan phase after
                            "startup": round(t_ready - t_start, 3),  # until the first job could go out
                            "commit": round(committer.commit_s, 3),
                            "commit_sync": round(committer.sync_s, 3),  # part of commit
