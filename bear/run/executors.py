@@ -153,7 +153,9 @@ class RayExecutor:
 
     def _task(self, fn: Callable[..., Any]) -> Any:
         if fn not in self._remote:  # a generator function becomes a streaming generator task
-            self._remote[fn] = self.ray.remote(max_retries=self.max_retries)(fn)
+            # SPREAD: jobs are CPU-bound and their inputs small beside their work, so every node takes its share
+            # rather than the node that holds the most of their arguments (Ray's default, locality)
+            self._remote[fn] = self.ray.remote(max_retries=self.max_retries, scheduling_strategy="SPREAD")(fn)
         return self._remote[fn]
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
