@@ -34,6 +34,10 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
     assert set(s["driver_seconds"]) >= {"setup", "plan", "ray_start", "startup", "commit", "after_last_job"}
     assert set(s["worker_task_seconds"]) == {"dimensions", "generate", "mess", "encode", "write", "sync"}
     assert s["worker_peak_rss_mb"] > 0 and s["driver_peak_rss_mb"] > 0 and s["ray_workers"] >= 1
+    # the plan phase (skeleton pass on the workers) and memory without the object store's pages
+    assert s["plan_seconds"] > 0 and s["plan_shards"] >= 1 and "plan: skeleton pass over" in result.stdout
+    for who in ("driver", "worker", "plan_worker"):
+        assert 0 < s[f"{who}_peak_private_mb"] <= s[f"{who}_peak_rss_mb"], who
     assert 0 < s["driver_critical_share_of_wall"] <= s["driver_share_of_wall"] < 1
     assert f"{expected:,} rows in" in result.stdout and "run 1/1:" in result.stdout
     versus = s["versus"]  # the same run without durable commits, paired with the plain one
@@ -50,3 +54,17 @@ def test_generator_benchmark_prints_rows_per_second_per_table():
     for table in ("shopping_carts", "cart_items", "orders", "order_items", "returns", "return_items"):
         assert table in result.stdout
     assert "rows/s" in result.stdout
+
+
+def test_plan_only_times_the_skeleton_pass_on_ray_and_writes_no_lake(tmp_path):
+    out = tmp_path / "plan.json"
+    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--plan-only", "--out", str(out),
+                             "+preset=smoke", "ray.plan_shards=2", f"sink.root={tmp_path / 'lake'}"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    s = json.loads(out.read_text())
+    p = prepare_plan(compose_cfg())
+    assert s["total_rows"] == sum(p.plan["totals"].values()) + p.cfg.generator.customers + p.cfg.generator.products
+    assert s["plan_shards"] == 2 and s["plan_seconds"] > 0 and s["ray_cpus"] >= 1
+    assert 0 < s["plan_worker_peak_private_mb"] <= s["plan_worker_peak_rss_mb"]
+    assert "bear plan phase:" in result.stdout and not (tmp_path / "lake").exists()
