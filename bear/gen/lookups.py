@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from bear.core import text
 from bear.core.calendar import DAY_S
+from bear.core.columns import Columns
 from bear.core.money import decimal_array
 from bear.core.vocab import CATEGORIES, CHANNELS, SEGMENT_TIERS
 from bear.gen.model import GUEST_TIER, NO_TIER, Model
@@ -85,7 +86,7 @@ class Products:
 
 
 @dataclass
-class Customers:
+class Customers(Columns):
     is_guest: np.ndarray
     channel: np.ndarray  # int8 index into CHANNELS
     tier: np.ndarray  # int8 index into SEGMENT_TIERS (Guest for guests)
@@ -95,10 +96,6 @@ class Customers:
 
     def __len__(self) -> int:
         return len(self.is_guest)
-
-    def slice(self, lo: int, hi: int) -> Customers:
-        """Customers [lo, hi) (views, no copy)."""
-        return Customers(*(a[lo:hi] for a in self.__dict__.values()))
 
 
 def build_products(model: Model) -> Products:

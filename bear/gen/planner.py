@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bear.core.calendar import DAY_S
+from bear.core.columns import Columns
 from bear.core.schemas import ID_FAMILIES
 from bear.gen.baskets import lex_order
 from bear.gen.skeleton import FAMILIES, Chunk, OrderKeys, ShardCounts, ShardPiece, chunk_of
@@ -24,7 +25,7 @@ from bear.gen.visits import Visits
 
 
 @dataclass
-class ReturnsDue:
+class ReturnsDue(Columns):
     """Returns to be written in a chunk (dated inside it), identified by their order's cart."""
 
     return_id: np.ndarray
@@ -39,14 +40,7 @@ class ReturnsDue:
 
     @classmethod
     def empty(cls) -> ReturnsDue:
-        return cls(*(np.array([], dtype=np.int64) for _ in range(9)))
-
-    def take(self, idx: np.ndarray) -> ReturnsDue:
-        return ReturnsDue(*(a[idx] for a in self.__dict__.values()))
-
-    @staticmethod
-    def concat(parts: list[ReturnsDue]) -> ReturnsDue:
-        return ReturnsDue(*(np.concatenate([getattr(p, f) for p in parts]) for f in ReturnsDue.empty().__dict__))
+        return cls(*(np.array([], dtype=np.int64) for _ in cls.__dataclass_fields__))
 
     def __len__(self) -> int:
         return len(self.return_id)
@@ -132,15 +126,13 @@ def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], due: list[ReturnsDue])
     """A chunk's work from its shards' pieces (in shard order) and the returns dated in it (in source order)."""
     visits = Visits.concat([p.visits for p in pieces])
     visits.cust, visits.vidx = visits.cust.astype(np.int64), visits.vidx.astype(np.int64)  # as the generator draws
-    fields = OrderKeys.__dataclass_fields__
-    orders = OrderKeys(*(np.concatenate([getattr(p.orders, f) for p in pieces]) for f in fields))
     return ChunkWork(
         plan,
         visits,
         np.concatenate([p.buyers for p in pieces]).astype(np.int64),
         np.concatenate([p.buyer_spend_c for p in pieces]),
         ReturnsDue.concat(due) if due else ReturnsDue.empty(),
-        orders,
+        OrderKeys.concat([p.orders for p in pieces]),
     )
 
 

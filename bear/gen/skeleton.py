@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bear.core.calendar import DAY_S, day_to_date
+from bear.core.columns import Columns
 from bear.core.schemas import PLAN_FAMILY, TRANSACTIONS
 from bear.gen.baskets import add_spend, build_window, orders_in_order
 from bear.gen.lookups import Customers, Products
@@ -64,16 +65,13 @@ class ShardCounts:
 
 
 @dataclass
-class OrderKeys:
+class OrderKeys(Columns):
     """Orders of one chunk (a shard's, or all of them), in order-ID order; the ID order is (seconds, cust, vidx)."""
 
     cust: np.ndarray
     vidx: np.ndarray
     seconds: np.ndarray
     net_c: np.ndarray  # what the order paid: carries the customer's spend from one day to the next
-
-    def take(self, idx: np.ndarray) -> OrderKeys:
-        return OrderKeys(*(a[idx] for a in self.__dict__.values()))
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bear.core.calendar import DAY_S
+from bear.core.columns import Columns
 from bear.gen.lookups import Customers
 from bear.gen.model import Model
 from bear.gen.rng import Key
@@ -53,7 +54,7 @@ class VisitState:
 
 
 @dataclass
-class Visits:
+class Visits(Columns):
     """Visits of one window, in no particular order (callers sort canonically)."""
 
     cust: np.ndarray
@@ -62,19 +63,13 @@ class Visits:
     react: np.ndarray
     converted: np.ndarray
 
-    def take(self, idx: np.ndarray) -> Visits:
-        return Visits(*(a[idx] for a in self.__dict__.values()))
-
-    @staticmethod
-    def concat(parts: list[Visits]) -> Visits:
-        return Visits(*(np.concatenate([getattr(p, f) for p in parts]) for f in Visits.__dataclass_fields__))
 
 
 def initial_state(model: Model, customers: Customers, lo: int = 0, hi: int | None = None) -> VisitState:
     """State before anyone's first visit, for customers [lo, hi) (default: all)."""
     rng = model.rng
     hi = len(customers) if hi is None else hi
-    cust = customers.slice(lo, hi)
+    cust = customers.take(slice(lo, hi))
     n = hi - lo
     i = np.arange(lo, hi, dtype=np.int64)
     first_lo, first_hi = model.first_cart_days

@@ -200,16 +200,12 @@ def _work(plan: ChunkPlan, n_pieces: int, parts: tuple) -> ChunkWork:
     return chunk_work(plan, list(parts[:n_pieces]), list(parts[n_pieces:]))
 
 
-def _spend(parts: tuple[np.ndarray, ...]) -> np.ndarray:
-    return np.concatenate(parts)
-
-
 def chunk_job(cfg: BearConfig, lookups: Lookups, fp: str, plan: ChunkPlan, n_pieces: int, *parts: Any) -> JobResult:
     return run_chunk(context(cfg, lookups, fp), _work(plan, n_pieces, parts))
 
 
 def dimensions_job(cfg: BearConfig, lookups: Lookups, fp: str, *final_spend_c: np.ndarray) -> JobResult:
-    return run_dimensions(context(cfg, lookups, fp), _spend(final_spend_c))
+    return run_dimensions(context(cfg, lookups, fp), np.concatenate(final_spend_c))
 
 
 def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool, plan: ChunkPlan, n_pieces: int,
@@ -220,5 +216,5 @@ def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool, 
 
 def dimensions_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool,
                              *final_spend_c: np.ndarray) -> InMemory:
-    rows = dimension_rows(context(cfg, lookups, fp), _spend(final_spend_c), mess)
+    rows = dimension_rows(context(cfg, lookups, fp), np.concatenate(final_spend_c), mess)
     return {n: (in_memory(n, r), led) for n, (r, led) in rows.items()}
