@@ -36,6 +36,8 @@ from bear.core.calendar import day_number, day_to_date
 from bear.core.schemas import TABLES, TRANSACTIONS
 from bear.run.backfill import backfill
 from bear.run.errors import RunError
+from bear.run.executors import RayExecutor
+from bear.run.prepare import prepare, prepare_plan, set_up
 from bear.verify.checks import check_tables
 
 
@@ -238,6 +240,18 @@ def _worker_pids(task: bytes) -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+@pytest.mark.slow
+def test_the_driver_plans_from_counts_and_holds_only_handles_of_the_skeleton(ray_local):
+    """On Ray the shards' pieces, the numbered returns, the lookups and the final spend stay in the object store:
+    the driver gets counts (its plans) and handles, and the shards ran as tasks, not in the driver."""
+    cfg = compose_cfg("ray.plan_shards=3")
+    p = prepare(set_up(cfg), RayExecutor(cfg.ray))
+    handles = [p.lookups, *p.final_spend, *(h for hs in p.pieces + p.dues for h in hs)]
+    assert p.shards == 3 and len(p.final_spend) == 3 and all(len(hs) == 3 for hs in p.pieces)
+    assert any(p.dues) and all(isinstance(h, ray_local.ObjectRef) for h in handles)
+    assert sum(p.shard_nodes.values()) == 3 and p.plan["totals"] == prepare_plan(cfg).plan["totals"]
 
 
 @pytest.mark.slow
