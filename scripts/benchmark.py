@@ -207,7 +207,7 @@ def plan_once(overrides: list[str]) -> dict:
     finally:
         if started:
             ray.shutdown()
-    rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
+    rows = sum(p.plan["totals"].values()) + p.plan["customers"] + cfg.generator.products
     return {"plan_only": True, "overrides": overrides, "revision": _git_revision(), "chunks": len(p.plans),
             "total_rows": rows, "ray_cpus": cpus, "plan_shards": p.shards, "plan_shards_per_node": p.shard_nodes,
             "setup_seconds": round(p.seconds["setup"], 3), "plan_seconds": round(p.seconds["plan"], 3),

@@ -190,8 +190,8 @@ def test_a_complete_lake_is_left_alone_and_a_resumed_report_counts_its_own_rows(
     before = (lake / "_bear" / "report.json").read_bytes()
     res = run_without_ray(*args, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().splitlines() == [f"lake {lake} is complete: nothing to do (bear status shows it; "
-                                               f"bear verify audits it)"]
+    assert res.stdout.strip().splitlines() == [f"lake {lake} is complete through 2020-02-29: nothing to do (bear "
+                                               f"status shows it; bear verify audits it)"]
     assert (lake / "_bear" / "report.json").read_bytes() == before
 
 

@@ -19,6 +19,7 @@ import pytest
 from conftest import compose_cfg
 
 from bear.run.backfill import backfill
+from bear.run.prepare import prepare_plan
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
@@ -186,7 +187,7 @@ def test_guests_are_customers_partitioned_by_first_contact(lakes):
     guests, null_signup, rows = con.execute(f"SELECT count(*) FILTER (WHERE is_guest), "
                                             f"count(*) FILTER (WHERE signup_date IS NULL), count(*) FROM {view}"
                                             ).fetchone()
-    assert rows == cfg.generator.customers and guests > 0.3 * rows and null_signup == 0
+    assert rows == prepare_plan(cfg).plan["customers"] and guests > 0.3 * rows and null_signup == 0
     odd_guests = con.execute(f"SELECT count(*) FROM {view} WHERE is_guest AND (NOT starts_with(customer_id, 'GUEST-') "
                              "OR loyalty_tier IS NOT NULL OR loyalty_enrollment_date IS NOT NULL)").fetchone()[0]
     assert odd_guests == 0
@@ -199,6 +200,33 @@ def test_guests_are_customers_partitioned_by_first_contact(lakes):
         WHERE g.is_guest AND g.signup_date >= DATE '{start}'
     """).fetchone()
     assert late[0] > 100 and late[1] == 0, f"guests whose first cart is not on their signup_date: {late}"
+
+
+def test_customers_and_their_changes_build_an_scd2_dimension_that_agrees_with_every_order(lakes):
+    """Issue 17, item 3: a customer's versions are their customers row (valid from signup) and their
+    customer_changes rows; with valid_to = the next version's valid_from there is one current version per
+    customer, and the version valid when an order was placed has the CLV bucket the order carries."""
+    root = lakes["medium_mess"]
+    con = duckdb.connect()
+    cust, changes, orders = (bronze(con, root, t) for t in ("customers", "customer_changes", "orders"))
+    con.execute(f"""
+        CREATE VIEW scd AS
+        SELECT *, lead(valid_from) OVER (PARTITION BY customer_id ORDER BY valid_from) AS valid_to FROM (
+            SELECT customer_id, signup_date::TIMESTAMP AS valid_from, lower(loyalty_tier) AS tier,
+                   lower(clv_bucket) AS clv FROM {cust}
+            UNION ALL
+            SELECT customer_id, valid_from, lower(loyalty_tier), lower(clv_bucket) FROM {changes})
+    """)
+    customers, current, versions, backwards = con.execute(
+        f"SELECT (SELECT count(*) FROM {cust}), count(*) FILTER (WHERE valid_to IS NULL), count(*), "
+        f"count(*) FILTER (WHERE valid_to < valid_from) FROM scd").fetchone()
+    assert current == customers and versions > customers and backwards == 0
+    placed, disagree = con.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE s.clv IS DISTINCT FROM lower(o.clv_bucket))
+        FROM {orders} o JOIN scd s ON s.customer_id = o.customer_id AND s.valid_from <= o.order_date
+             AND (s.valid_to IS NULL OR o.order_date < s.valid_to)
+    """).fetchone()
+    assert placed == con.execute(f"SELECT count(*) FROM {orders}").fetchone()[0] > 0 and disagree == 0
 
 
 def test_emptied_carts_hold_no_items_and_abandoned_ones_keep_theirs(lakes):

@@ -18,7 +18,7 @@ from conftest import SHORT_LEASE, await_lease_expiry, compose_cfg, start_bear
 from gcs_support import Emulator, FaultProxy, Faults
 
 from bear.config.schema import SinkConfig
-from bear.core.schemas import TABLES, TRANSACTIONS
+from bear.core.schemas import DAILY, TABLES
 from bear.lake.errors import SinkAuthError, SinkError
 from bear.lake.layout import CHECKPOINT, LEASE, MANIFEST, PLAN, STATE_DIR, SUCCESS, expected_partitions
 from bear.lake.sink import Sink, Writes, open_sink
@@ -246,7 +246,8 @@ def test_auth_failure_stops_keeps_the_checkpoint_and_a_rerun_resumes(reference, 
     listing = backfill(cfg)
     first_day = prepare_plan(cfg).plans[ck["committed_chunks"]].chunk.name.split("..")[0]
     assert {o["path"] for o in listing["objects"]} == {
-        r for r in reference if r.split("/")[0] in TRANSACTIONS and r.split("/")[1] >= f"ingest_dt={first_day}"}
+        r for r in reference if r.split("/")[0] in (*DAILY, "customers")
+        and r.split("/")[1].split("=")[1] >= first_day}
 
     proxy.set(Faults())
     await_lease_expiry(direct)  # the stopped run could not release it: GCS refused that too

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import BEAR, SHORT_LEASE, TESTS, await_lease_expiry, run_bear
 
+from bear.core.schemas import DAILY
+
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
 SMOKE = ("+preset=smoke", "run.end=2020-01-31", "ray=inprocess")  # no parallelism needed: no Ray to start
@@ -69,10 +71,10 @@ def test_report_json_and_html_match_the_lake_and_progress_logs(tmp_path):
     text = " ".join(page.text)
     for table in report["tables"]:
         assert table in text
-    assert page.svgs == 7, "one chart per transactional table and the mess bars"
-    for table in ("shopping_carts", "cart_items", "orders", "order_items", "returns", "return_items"):
+    assert page.svgs == 8, "one chart per daily table and the mess bars"
+    for table in DAILY:
         assert f'aria-label="{table} rows per day"' in (lake / "_bear" / "report.html").read_text()
-    assert text.count("rows per day") >= 6, "every chart labels its y axis"
+    assert text.count("rows per day") >= len(DAILY), "every chart labels its y axis"
     data = json.loads(page.data_json)
     assert data["daily_rows"] == _daily_from_manifests(lake)
     assert "http://" not in (lake / "_bear" / "report.html").read_text().replace("http://www.w3.org", "")

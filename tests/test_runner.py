@@ -33,7 +33,7 @@ from conftest import (
 
 from bear import __version__
 from bear.core.calendar import day_number, day_to_date
-from bear.core.schemas import TABLES, TRANSACTIONS
+from bear.core.schemas import DAILY, TABLES
 from bear.run.backfill import backfill
 from bear.run.errors import RunError
 from bear.run.executors import RayExecutor
@@ -54,7 +54,7 @@ def test_lake_has_every_table_and_partition_with_matching_manifests(reference):
     root, report = reference
     cfg = compose_cfg()
     days = [day_to_date(d).isoformat() for d in range(day_number(cfg.run.start), day_number(cfg.run.end) + 1)]
-    for table in TRANSACTIONS:
+    for table in DAILY:
         parts = sorted(p.name for p in (root / table).iterdir())
         assert parts == [f"ingest_dt={d}" for d in days], table
     assert sorted(p.name for p in (root / "product_catalog").iterdir()) == [
@@ -86,7 +86,8 @@ def test_invariants_hold_on_the_lake_read_back(reference):
     failures = check_tables(tables)
     assert not failures, "\n".join(map(str, failures))
     # each row sits in the partition of its event date; children with their parent
-    for table, col in (("shopping_carts", "created_at"), ("orders", "order_date"), ("returns", "return_date")):
+    for table, col in (("shopping_carts", "created_at"), ("orders", "order_date"), ("returns", "return_date"),
+                       ("customer_changes", "valid_from")):
         t = tables[table]
         dates = [v.date() for v in t[col].to_pylist()]
         assert dates == t["ingest_dt"].to_pylist(), table
@@ -244,12 +245,12 @@ def _worker_pids(task: bytes) -> list[int]:
 
 @pytest.mark.slow
 def test_the_driver_plans_from_counts_and_holds_only_handles_of_the_skeleton(ray_local):
-    """On Ray the shards' pieces, the numbered returns, the lookups and the final spend stay in the object store:
-    the driver gets counts (its plans) and handles, and the shards ran as tasks, not in the driver."""
+    """On Ray the shards' pieces, the dated returns and the lookups stay in the object store: the driver gets
+    counts (its plans) and handles, and the shards ran as tasks, not in the driver."""
     cfg = compose_cfg("ray.plan_shards=3")
     p = prepare(set_up(cfg), RayExecutor(cfg.ray))
-    handles = [p.lookups, *p.final_spend, *(h for hs in p.pieces + p.dues for h in hs)]
-    assert p.shards == 3 and len(p.final_spend) == 3 and all(len(hs) == 3 for hs in p.pieces)
+    handles = [p.lookups, *(h for hs in p.pieces + p.dues for h in hs)]
+    assert p.shards == 3 and all(len(hs) == 3 for hs in p.pieces)
     assert any(p.dues) and all(isinstance(h, ray_local.ObjectRef) for h in handles)
     assert sum(p.shard_nodes.values()) == 3 and p.plan["totals"] == prepare_plan(cfg).plan["totals"]
 

@@ -92,6 +92,16 @@ def drop_row(table: pa.Table, row: int) -> pa.Table:
     return pa.concat_tables([table.slice(0, row), table.slice(row + 1)])
 
 
+def read_all(root: Path, table: str) -> pa.Table:
+    """Every row of `table` in the lake."""
+    return pa.concat_tables([pq.read_table(p) for p in sorted((root / table).glob("*/*.parquet"))])
+
+
+def first_with_order(path: Path) -> int:
+    """The first row of a customer_changes file that an order caused."""
+    return pc.index(pc.is_valid(pq.read_table(path)["order_id"]), True).as_py()
+
+
 def test_clean_lake_passes_every_check(lake):
     _, _, verify = lake
     report = verify()
@@ -102,7 +112,7 @@ def test_clean_lake_passes_every_check(lake):
     assert all(c["status"] == "ok" for c in doc["checks"])
     # every check really looked at something, so "ok" is not vacuous
     assert all(c["checked"] > 0 for c in doc["checks"]), doc["checks"]
-    assert doc["rows"]["cart_items"] > 10_000 and doc["rows"]["returns"] > 0
+    assert doc["rows"]["cart_items"] > 10_000 and doc["rows"]["returns"] > 0 and doc["rows"]["customer_changes"] > 0
     assert {m["kind"] for m in doc["mess"]} == {"null", "whitespace", "casing", "redrawn"}
     assert all(m["ok"] for m in doc["mess"])
 
@@ -257,12 +267,101 @@ def test_return_dated_before_its_order(lake):
     root, cfg, verify = lake
     f = first_file(root, "returns")
     ret = pq.read_table(f).slice(0, 1).to_pylist()[0]
-    orders = pa.concat_tables([pq.read_table(p) for p in sorted((root / "orders").glob("*/*.parquet"))])
+    orders = read_all(root, "orders")
     order_date = orders.filter(pc.equal(orders["order_id"], ret["order_id"]))["order_date"][0].as_py()
     rewrite(f, cfg, lambda t: set_value(t, "return_date", 0, order_date - dt.timedelta(hours=1)))
     report = verify()
     assert "time.return_window" in failed(report)
     assert report.checks["time.return_window"].failures[0].examples == [ret["return_id"]]
+
+
+def test_return_ids_from_the_block_of_another_window(lake):
+    """Two returns dated in different chunk windows swap IDs (with their lines, so every link holds): each ID is
+    then outside the block of the window its return is dated in, which is where return IDs come from."""
+    root, cfg, verify = lake
+    files = sorted(p for p in (root / "returns").glob("*/*.parquet") if pq.ParquetFile(p).metadata.num_rows)
+    early, late = files[0], files[-1]
+    a, b = pq.read_table(early)["return_id"][0].as_py(), pq.read_table(late)["return_id"][0].as_py()
+    swap = {a: b, b: a}
+
+    def swapped(t: pa.Table) -> pa.Table:
+        i = t.schema.get_field_index("return_id")
+        return t.set_column(i, t.schema.field(i), pa.array([swap.get(v, v) for v in t["return_id"].to_pylist()]))
+
+    for f in (early, late, *(root / "return_items" / p.parent.name / p.name for p in (early, late))):
+        rewrite(f, cfg, swapped)
+    report = verify()
+    assert failed(report) == {"keys.plan_blocks"}
+    stray = report.checks["keys.plan_blocks"].failures[0]
+    assert stray.table == "returns" and stray.count == 2 and set(stray.examples) == {a, b}
+
+
+def test_change_whose_order_does_not_exist(lake):
+    root, cfg, verify = lake
+    f = first_file(root, "customer_changes", "ingest_dt=2020-01-10")
+    rewrite(f, cfg, lambda t: set_value(t, "order_id", first_with_order(f), "ORD-99999999"))
+    report = verify()
+    assert failed(report) == {"integrity.foreign_key"}
+    fk = report.checks["integrity.foreign_key"].failures[0]
+    assert (fk.table, fk.partition, fk.examples) == ("customer_changes", f.parent.name, ["ORD-99999999"])
+
+
+def test_change_of_another_customer_or_at_another_time(lake):
+    """A change names its order: the order's customer at the order's time, nothing else."""
+    root, cfg, verify = lake
+    moved = first_file(root, "customer_changes", "ingest_dt=2020-01-10")
+    row = first_with_order(moved)
+    other = pq.read_table(first_file(root, "customer_changes", "ingest_dt=2020-01-01"))["customer_id"][0].as_py()
+    rewrite(moved, cfg, lambda t: set_value(t, "customer_id", row, other))
+    late = first_file(root, "customer_changes", "ingest_dt=2020-01-12")
+    shifted = first_with_order(late)
+    rewrite(late, cfg, lambda t: set_value(t, "valid_from", shifted,
+                                           t["valid_from"][shifted].as_py() + dt.timedelta(seconds=1)))
+    report = verify()
+    assert "integrity.change_order" in failed(report) and "integrity.foreign_key" not in failed(report)
+    bad = report.checks["integrity.change_order"].failures[0]
+    assert bad.table == "customer_changes" and bad.count == 2
+    assert set(bad.examples) == {pq.read_table(moved)["order_id"][row].as_py(),
+                                 pq.read_table(late)["order_id"][shifted].as_py()}
+
+
+def test_change_duplicated_or_opening_after_the_start(lake):
+    root, cfg, verify = lake
+    f = first_file(root, "customer_changes", "ingest_dt=2020-01-10")
+    rewrite(f, cfg, lambda t: pa.concat_tables([t, t.slice(0, 1)]))
+    opening = first_file(root, "customer_changes", "ingest_dt=2020-01-01")
+    late = pq.read_table(opening)["valid_from"][0].as_py() + dt.timedelta(hours=5)
+    rewrite(opening, cfg, lambda t: set_value(t, "valid_from", 0, late))
+    report = verify()
+    assert {"keys.unique", "time.opening_at_start"} <= failed(report)
+    dup = report.checks["keys.unique"].failures[0]
+    first = pq.read_table(f).slice(0, 1).to_pylist()[0]
+    assert (dup.table, dup.partition) == ("customer_changes", f.parent.name)
+    assert dup.examples == [{"customer_id": first["customer_id"], "valid_from": str(first["valid_from"])}]
+    start = report.checks["time.opening_at_start"].failures[0]
+    assert start.examples == [{"customer_id": pq.read_table(opening)["customer_id"][0].as_py(),
+                               "valid_from": str(late)}]
+
+
+def test_history_that_goes_down_or_customers_not_as_at_signup(lake):
+    root, cfg, verify = lake
+    customers = read_all(root, "customers")
+    initial = dict(zip(customers["customer_id"].to_pylist(), customers["initial_loyalty_tier"].to_pylist(),
+                       strict=True))
+    f = first_file(root, "customer_changes", "ingest_dt=2020-01-01")
+    who = pq.read_table(f)["customer_id"].to_pylist()
+    row = next(i for i, c in enumerate(who) if initial[c] in ("Gold", "Platinum"))
+    rewrite(f, cfg, lambda t: set_value(t, "loyalty_tier", row, "Bronze"))  # below the tier it signed up with
+    customers = first_file(root, "customers")
+    tiers = pq.read_table(customers)["loyalty_tier"].to_pylist()
+    upgraded = next(i for i, tier in enumerate(tiers) if tier not in (None, "Platinum"))
+    rewrite(customers, cfg, lambda t: set_value(t, "loyalty_tier", upgraded, "Platinum"))
+    report = verify()
+    assert {"history.never_down", "history.customers_at_signup"} <= failed(report)
+    down = report.checks["history.never_down"].failures[0]
+    assert down.examples[0]["customer_id"] == pq.read_table(f)["customer_id"][row].as_py()
+    assert report.checks["history.customers_at_signup"].failures[0].examples == [
+        pq.read_table(customers)["customer_id"][upgraded].as_py()]
 
 
 def test_mess_counts_that_the_data_contradicts(lake):
@@ -304,6 +403,21 @@ def test_another_config_or_no_lake_fails_run_state(lake, tmp_path):
     report = verify_lake(open_sink(other.sink), other)
     assert failed(report) == {"run.state"} and not report.ok
     assert report.to_json()["checks"][1]["status"] == "skipped"
+
+
+def test_extended_lake_passes_and_is_held_to_its_end(tmp_path):
+    """A lake extended to a later run.end is one lake through the new end; verify holds it to the plan's end."""
+    root = tmp_path / "lake"
+    backfill(compose_cfg(f"sink.root={root}", "ray=inprocess", "run.end=2020-02-07"))
+    cfg = compose_cfg(f"sink.root={root}", "ray=inprocess", "run.end=2020-02-29")
+    backfill(cfg)
+    report = verify_lake(open_sink(cfg.sink), cfg)
+    assert report.ok, report.render()
+    assert report.to_json()["rows"]["customer_changes"] > 0
+    cfg.run.end = "2020-02-07"
+    report = verify_lake(open_sink(cfg.sink), cfg)
+    assert failed(report) == {"run.state"}
+    assert "through 2020-02-29" in report.checks["run.state"].failures[0].detail
 
 
 def test_cli_exit_codes_text_and_json(built, tmp_path):

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from bear.config.schema import BearConfig
+from bear.gen.skeleton import FAMILIES
 from bear.lake.errors import SinkAuthError
 from bear.lake.layout import REPORT_HTML, expected_partitions
 from bear.lake.lease import describe, read_lease
@@ -17,7 +18,6 @@ from bear.lake.state import StateDamaged, config_change, is_complete, other_conf
 from bear.run.report import summary_table
 
 log = logging.getLogger("bear")
-FAMILIES = ("carts", "cart_items", "orders", "order_items", "returns", "return_items")
 
 
 def _out(line: str = "") -> None:
@@ -29,7 +29,8 @@ def cmd_run(cfg: BearConfig) -> int:
 
     doc = backfill(cfg)
     if doc.get("nothing_to_do"):
-        _out(f"lake {doc['lake']} is complete: nothing to do (bear status shows it; bear verify audits it)")
+        _out(f"lake {doc['lake']} is complete through {doc['end']}: nothing to do (bear status shows it; bear "
+             f"verify audits it)")
         return 0
     if doc.get("dry_run"):
         from bear.run.dryrun import format_dry_run
@@ -82,7 +83,7 @@ def cmd_plan(cfg: BearConfig) -> int:
     totals = p.plan["totals"]
     _out(f"{'total':>5}  {'':<22}" + "".join(f" {totals[f]:>13,}" for f in FAMILIES))
     _out(f"{'/day':>5}  {'':<22}" + "".join(f" {totals[f] / days:>13,.0f}" for f in FAMILIES))
-    _out(f"dimensions: customers {cfg.generator.customers:,}, product_catalog {cfg.generator.products:,}")
+    _out(f"dimensions: customers {p.plan['customers']:,}, product_catalog {cfg.generator.products:,}")
     _out("partitions: " + ", ".join(f"{t} {n:,}" for t, n in parts.items()))
     _out("nothing written (dry run)")
     return 0
@@ -105,7 +106,10 @@ def cmd_status(cfg: BearConfig) -> int:
                          "lease": lease,
                          "plan": None if plan is None else {k: plan[k] for k in ("fingerprint", "plan_fingerprint",
                                                                                   "totals", "created_at")}
-                         | {"chunks": len(plan["chunks"]), "range": plan["plan_config"]["run"]}}, indent=2))
+                         | {"chunks": len(plan["chunks"]),
+                            "range": {"start": plan["plan_config"]["run"]["start"], "end": plan["end"]},
+                            "committed_range": {"start": plan["plan_config"]["run"]["start"],
+                                                "end": ck["last_committed_date"]}}}, indent=2))
         return 0
     lease_line = f"writer lease: {describe(lease) if lease else 'none (no run is writing)'}"
     if plan is None:
@@ -119,8 +123,11 @@ def cmd_status(cfg: BearConfig) -> int:
     _out(lease_line)
     if rebuilt:
         _out(f"checkpoint: {rebuilt} (the next run writes it back)")
-    _out(f"range {plan['plan_config']['run']['start']} .. {plan['plan_config']['run']['end']}, "
-         f"fingerprint {plan['fingerprint'][:16]}")
+    start = plan["plan_config"]["run"]["start"]
+    _out(f"committed {start} .. {ck['last_committed_date'] or '(nothing yet)'} of the planned {start} .. "
+         f"{plan['end']}; fingerprint {plan['fingerprint'][:16]}")
+    if cfg.run.end > plan["end"]:
+        _out(f"run.end={cfg.run.end}: bear would extend the lake by the days after {plan['end']}")
     _out(f"chunks committed {done}/{total}; last committed date {ck['last_committed_date']}; "
          f"dimensions {'committed' if ck['dimensions_committed'] else 'pending'}")
     if ck["id_high_water"]:
@@ -130,7 +137,7 @@ def cmd_status(cfg: BearConfig) -> int:
     for table, rows in sorted(ck["rows"].items()):
         _out(f"  {table:<16} {rows:>14,} rows {ck['bytes'][table]:>16,} bytes")
     expected = sum(plan["totals"].values())
-    _out(f"planned transactional rows {expected:,}")
+    _out(f"planned rows in the daily tables {expected:,}")
     return 0
 
 

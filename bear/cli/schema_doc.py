@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from bear.config.load import conf_dir
 from bear.core.schemas import (
     ADVANCED_MESS,
+    DAILY,
     LINKS,
     NULL_COLUMNS,
     PARTITION_KEY,
@@ -39,7 +40,7 @@ retyping one breaks it.
 
 - `<lake>/<table>/<key>=<value>/part-NNNNN.parquet`, with `_MANIFEST.json` (files, rows, md5, mess counts) and
   `_SUCCESS` (the partition is committed) beside them. Every day of the run has a partition in every transactional
-  table, empty days included (a manifest without files).
+  table and in customer_changes, empty days included (a manifest without files).
 - The partition column is also a column inside every file, with the path's value: a file read alone has it, and
   hive-aware readers (DuckDB `hive_partitioning=true`, Spark) see one column. With pyarrow datasets, read without
   partition discovery, `ds.dataset("lake/orders", format="parquet")`, or give the partition schema.
@@ -48,6 +49,24 @@ retyping one breaks it.
   Integer, date, time and money columns are DELTA_BINARY_PACKED, `event_id` DELTA_BYTE_ARRAY (Spark >= 3.3,
   Trino, DuckDB, Polars and pyarrow read both). A column that is not nullable is Parquet REQUIRED.
 - Lineage on every row of every table (never null): `batch_id`, `ingestion_ts`, `event_id`, `source_file`.
+
+## History: append-only, extensible
+
+No committed row depends on `run.end`: a later `run.end` on the same lake appends the new days' partitions (new
+signups, carts, orders, returns of earlier orders that fall in them, customer changes) and never rewrites a
+committed file, so the lake always equals a fresh run over its range. Facts that change after a row was written
+are therefore not updated in place:
+
+- `customers` holds each customer as they signed up (`loyalty_tier` = `initial_loyalty_tier`, `clv_bucket` Low),
+  in the partition of their signup day. Customers who signed up before `run.start` are written with the first
+  commit; later ones with the chunk their signup day falls in. `generator.customers` customers sign up between
+  `generator.customer.signup_start` and `signup_end`; after `signup_end` they keep arriving at the same daily rate
+  for as long as the run goes on, so the lake holds every customer who signed up by `run.end`.
+- `customer_changes` holds every later change of a customer's loyalty tier or CLV bucket as a dated row
+  (`valid_from`, the new values, what changed, the order that earned it). For an SCD2 dimension, a customer's
+  versions are their `customers` row (valid from `signup_date`) followed by their `customer_changes` rows in
+  `valid_from` order; each version is valid until the next one's `valid_from`. On the run's first day, rows with
+  a null `order_id` carry what customers who signed up before `run.start` had earned by then.
 
 ## Mess
 
@@ -92,7 +111,7 @@ def _table(table: str) -> str:
     key = PARTITION_KEY[table]
     links = [f"`{', '.join(cols)}` -> {parent}" for child, cols, parent, _ in LINKS if child == table]
     where = ("one partition per day; lines sit in their parent's partition" if table in TRANSACTIONS
-             else "one partition per value")
+             else "one partition per day of the run" if table in DAILY else "one partition per value")
     lines = [
         f"## {table}",
         "",

@@ -9,6 +9,7 @@ job folder of a Hydra sweep), so every process that opens the sink opens the sam
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,9 +56,22 @@ def resolved_sink(sink: SinkConfig, base_dir: str | None = None) -> SinkConfig:
     return dataclasses.replace(sink, endpoint=endpoint, token=token)
 
 
+RELATIVE_DAYS = {"today": 0, "yesterday": 1}  # run.end words: days before the current UTC date
+
+
+def resolved_end(end: str, now: dt.datetime | None = None) -> str:
+    """run.end as a date: `today` and `yesterday` become the UTC date they stand for now, once, at load, so a run
+    that crosses midnight keeps one end and its plan records the date (a daily refresh is `bear run.end=today`)."""
+    if end not in RELATIVE_DAYS:
+        return end
+    now = now or dt.datetime.now(dt.UTC)
+    return (now.date() - dt.timedelta(days=RELATIVE_DAYS[end])).isoformat()
+
+
 def to_config(dcfg: DictConfig, base_dir: str | None = None) -> BearConfig:
     """A composed config as the typed, validated, resolved object the rest of bear reads."""
     cfg = OmegaConf.to_object(dcfg)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, end=resolved_end(str(cfg.run.end))))
     validate(cfg)
     return dataclasses.replace(cfg, sink=resolved_sink(cfg.sink, base_dir))
 

@@ -67,7 +67,11 @@ def _check_positive(key: str, value: Any, minimum: float = 1) -> None:
 def validate(cfg: DictConfig | BearConfig) -> None:
     """Reject what bear cannot run, naming the first offending key: exit 2, nothing written."""
     c = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
-    start, end = parse_date("run.start", c.run.start), parse_date("run.end", c.run.end)
+    start = parse_date("run.start", c.run.start)
+    try:
+        end = dt.date.fromisoformat(str(c.run.end))
+    except ValueError:
+        raise ConfigError("run.end", "must be a date YYYY-MM-DD, today or yesterday", c.run.end) from None
     if end < start:
         raise ConfigError("run.end", f"must be on or after run.start ({start})", c.run.end)
     _check_positive("run.chunk_days", c.run.chunk_days)
@@ -85,6 +89,8 @@ def validate(cfg: DictConfig | BearConfig) -> None:
     )
     if s1 < s0:
         raise ConfigError("generator.customer.signup_end", "must be on or after signup_start", cu.signup_end)
+    if s0 > end:
+        raise ConfigError("generator.customer.signup_start", f"must be on or before run.end ({end})", cu.signup_start)
     _check_prob("generator.customer.guest_share", cu.guest_share)
     _check_prob("generator.customer.no_tier_share", cu.no_tier_share)
     _check_mix("generator.customer.channel_mix", cu.channel_mix, idents(CHANNELS))

@@ -1,4 +1,4 @@
-"""The eight tables: columns (type, nullability, meaning), keys, partitioning and mess targets.
+"""The nine tables: columns (type, nullability, meaning), keys, partitioning and mess targets.
 
 This is the one place a table's shape is defined: the writer, the mess, `bear verify` and the
 data dictionary (`docs/schema.md`, rendered by `bear.cli.schema_doc`) all read it. Pinning the
@@ -55,15 +55,16 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("is_guest", pa.bool_(), "checked out without an account"),
         Column("customer_status", S, "Active, Inactive, Suspended"),
         Column("signup_channel", S, "Website, Email, Social Media, Phone"),
-        Column("loyalty_tier", S, "Platinum, Gold, Silver, Bronze at the run's end (never below the initial "
-                                  "tier); null without a tier and for guests"),
+        Column("loyalty_tier", S, "Platinum, Gold, Silver, Bronze when the row was written, at signup (the "
+                                  "initial tier); later upgrades are rows of customer_changes; null without a tier "
+                                  "and for guests"),
         Column("initial_loyalty_tier", S, "tier at signup; null without a tier and for guests"),
         Column("email_verified", pa.bool_(), "always false for guests"),
         Column("marketing_opt_in", pa.bool_(), "opted in to marketing"),
         Column("mailing_address", S, "`<no> <street>, <city>, <state> <zip>`"),
         Column("billing_address", S, "the mailing address for 80 %, another address otherwise"),
         Column("loyalty_enrollment_date", DATE, "0-30 days after signup; null without a tier and for guests"),
-        Column("clv_bucket", S, "Low, Medium, High from net spend at the run's end"),
+        Column("clv_bucket", S, "Low at signup (no spend yet); later buckets are rows of customer_changes"),
     ),
     "product_catalog": (
         Column("product_id", pa.int64(), "1..N, gap-free"),
@@ -126,7 +127,7 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("cost_price", MONEY, "the product's cost_price"),
     ),
     "returns": (
-        Column("return_id", S, "`RTN-00000001`, gap-free; from its order's chunk block"),
+        Column("return_id", S, "`RTN-00000001`, gap-free, rising with return_date"),
         Column("order_id", S, "the returned order (orders.order_id)"),
         Column("customer_id", S, "the order's customer"),
         Column("email", S, "the order's email"),
@@ -150,22 +151,35 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("cost_price", MONEY, "the product's cost_price"),
         Column("refunded_amount", MONEY, "share of the line's net paid, full or partial by reason"),
     ),
+    "customer_changes": (
+        Column("customer_id", S, "the customer (customers.customer_id) whose attributes changed"),
+        Column("valid_from", TS, "when the new values took effect: the order that earned them, or the run's start "
+                                 "for what customers who signed up before it had earned by then; decides the "
+                                 "partition"),
+        Column("loyalty_tier", S, "Platinum, Gold, Silver, Bronze from then on (never below the initial tier); "
+                                  "null without a tier and for guests"),
+        Column("clv_bucket", S, "Low, Medium, High from then on, by net spend so far"),
+        Column("changed", S, "what changed: `loyalty_tier`, `clv_bucket` or `loyalty_tier,clv_bucket`"),
+        Column("order_id", S, "the order that earned the change (orders.order_id); null at the run's start"),
+    ),
 }
 
 TABLES = tuple(_COLUMNS)
 DIMENSIONS = ("customers", "product_catalog")
 TRANSACTIONS = ("shopping_carts", "cart_items", "orders", "order_items", "returns", "return_items")
+CHANGES = ("customer_changes",)  # append-only history of customer attributes (SCD2-ready)
+DAILY = (*TRANSACTIONS, *CHANGES)  # tables with a partition per day of the run, empty days included
 TABLE_CODE = {t: i + 1 for i, t in enumerate(TABLES)}
-PARTITION_KEY = {t: "ingest_dt" for t in TRANSACTIONS} | {"customers": "signup_date", "product_catalog": "category"}
+PARTITION_KEY = {t: "ingest_dt" for t in DAILY} | {"customers": "signup_date", "product_catalog": "category"}
 # What a row's partition date is, per transactional table (children sit with their parent).
 EVENT_COLUMN = {
     "shopping_carts": "created_at", "cart_items": None, "orders": "order_date", "order_items": None,
-    "returns": "return_date", "return_items": None,
+    "returns": "return_date", "return_items": None, "customer_changes": "valid_from",
 }
 PRIMARY_KEY = {
     "customers": ("customer_id",), "product_catalog": ("product_id",), "shopping_carts": ("cart_id",),
     "cart_items": ("cart_item_id",), "orders": ("order_id",), "order_items": ("order_id", "product_id"),
-    "returns": ("return_id",), "return_items": ("return_item_id",),
+    "returns": ("return_id",), "return_items": ("return_item_id",), "customer_changes": ("customer_id", "valid_from"),
 }
 # Mess targets (bear.mess): stylistic mess (whitespace, casing) on these label columns ...
 STYLE_COLUMNS = {
@@ -189,13 +203,14 @@ NULL_COLUMNS = {
 # ... and, at the levels with `advanced` mess, these injections of the predecessor's generator.
 ADVANCED_MESS = {"orders": {"total_items": "spike"}, "returns": {"reason": "redrawn"}}
 # These columns are null by their meaning (no tier), whatever the mess.
-OPTIONAL_COLUMNS = {"customers": ("loyalty_tier", "initial_loyalty_tier", "loyalty_enrollment_date")}
+OPTIONAL_COLUMNS = {"customers": ("loyalty_tier", "initial_loyalty_tier", "loyalty_enrollment_date"),
+                    "customer_changes": ("loyalty_tier", "order_id")}
 
 
 def columns(table: str) -> tuple[Column, ...]:
     """A table's columns in file order: its own, the partition column where the path alone had it, lineage."""
     own = _COLUMNS[table]
-    partition = (INGEST_DT,) if table in TRANSACTIONS else ()
+    partition = (INGEST_DT,) if table in DAILY else ()
     return (*own, *partition, *LINEAGE_COLUMNS)
 
 
@@ -230,12 +245,14 @@ LINKS = (
     ("cart_items", ("product_id",), "product_catalog", ("product_id",)),
     ("order_items", ("product_id",), "product_catalog", ("product_id",)),
     ("return_items", ("product_id",), "product_catalog", ("product_id",)),
+    ("customer_changes", ("customer_id",), "customers", ("customer_id",)),
+    ("customer_changes", ("order_id",), "orders", ("order_id",)),
 )
 HAS_LINES = (("orders", "order_items", "order_id"), ("returns", "return_items", "return_id"))
 ID_COLUMNS = {"shopping_carts": "cart_id", "cart_items": "cart_item_id", "orders": "order_id",
               "returns": "return_id", "return_items": "return_item_id"}
 # The plan's row family of each transactional table (its row counts and ID blocks): named like the table but carts.
-PLAN_FAMILY = {t: t for t in TRANSACTIONS} | {"shopping_carts": "carts"}
+PLAN_FAMILY = {t: t for t in DAILY} | {"shopping_carts": "carts"}
 ID_FAMILIES = ("carts", "cart_items", "orders", "returns", "return_items")  # ID blocks the planner reserves per chunk
 PADDING = ((1, 1), (1, 2), (2, 1), (2, 2))  # whitespace mess: spaces before and after the value
 CASINGS = (pc.utf8_upper, pc.utf8_lower, pc.utf8_title)  # casing mess

@@ -18,6 +18,9 @@ PAYMENT_METHODS = ("Credit Card", "PayPal", "Apple Pay", "Gift Card")
 SHIPPING_SPEEDS = ("Standard", "Two-Day", "Overnight")
 RETURN_REASONS = ("Damaged", "Defective", "Wrong Item", "Not as Described", "Changed Mind", "Size/Fit")
 MESS_LEVELS = ("none", "light_mess", "medium_mess", "heavy_mess")
+EARNED_TIERS = ("Bronze", "Silver", "Gold", "Platinum")  # the loyalty ladder spend climbs, lowest first
+CLV_BUCKETS = ("Low", "Medium", "High")  # lowest first
+CHANGED = ("loyalty_tier", "clv_bucket", "loyalty_tier,clv_bucket")  # customer_changes.changed, by change code
 
 
 def ident(label: str) -> str:

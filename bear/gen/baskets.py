@@ -181,6 +181,19 @@ def orders_in_order(win: Window) -> np.ndarray:
     return conv[lex_order(win.order_seconds[conv], vs.cust[conv], vs.vidx[conv])]
 
 
+def running_spend(cust: np.ndarray, seconds: np.ndarray, net_c: np.ndarray, before_c: np.ndarray) -> np.ndarray:
+    """Each order's customer's cumulative net spend including the order: `before_c` (per order, what its customer
+    had spent before the window) plus the customer's orders of the window up to this one, in time order."""
+    n = cust.size
+    by_cust = lex_order(cust, seconds)
+    cs = np.cumsum(net_c[by_cust])
+    starts = np.flatnonzero(np.r_[True, cust[by_cust][1:] != cust[by_cust][:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    cum = np.empty(n, dtype=np.int64)
+    cum[by_cust] = cs - np.r_[0, cs][run_start] + before_c[by_cust]
+    return cum
+
+
 def add_spend(state: VisitState, window: Window) -> None:
     """Carry the window's order spend (net of discounts) into the customers' running totals."""
     conv = window.visits.converted

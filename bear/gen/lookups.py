@@ -18,7 +18,7 @@ from bear.core import text
 from bear.core.calendar import DAY_S
 from bear.core.columns import Columns
 from bear.core.money import decimal_array
-from bear.core.vocab import CATEGORIES, CHANNELS, SEGMENT_TIERS
+from bear.core.vocab import CATEGORIES, CHANNELS, CLV_BUCKETS, SEGMENT_TIERS
 from bear.gen.model import GUEST_TIER, NO_TIER, Model
 from bear.gen.rng import cumulative
 
@@ -53,8 +53,6 @@ CITIES = (
 )
 GENDERS = ("Female", "Male", "Non-binary")
 STATUSES = ("Active", "Inactive", "Suspended")
-CLV_BUCKETS = ("Low", "Medium", "High")
-EARNED_TIERS = ("Bronze", "Silver", "Gold", "Platinum")
 
 PRODUCT_WORDS = {
     "Books": (("Complete", "Illustrated", "Modern", "Essential", "Hidden", "Pocket", "Classic", "Silent"),
@@ -118,32 +116,47 @@ def build_products(model: Model) -> Products:
     return Products(cat, price_c, cost_c, inventory, pa.array(names, pa.string()))
 
 
+def _arrivals(model: Model, kind: np.ndarray, per_window: int, i: np.ndarray) -> np.ndarray:
+    """Arrival seconds of the customers of one kind (`kind` true), evenly spread in the order of their rank: the
+    `per_window` of them among the first generator.customers indices arrive over the signup window, and later ones
+    keep arriving at that rate, so a customer's arrival never depends on the run's end."""
+    rank = np.cumsum(kind) - 1
+    span_s = (model.signup_end_day - model.signup_start_day + 1) * DAY_S
+    u = model.rng.uniform("customer/arrival", i)
+    return model.signup_start_day * DAY_S + ((rank + u) * (span_s / max(per_window, 1))).astype(np.int64)
+
+
 def build_customers(model: Model) -> Customers:
+    """Every customer who has signed up by the run's end (and a few who sign up just after, not written).
+
+    Customer i's attributes come from draws keyed by i, and registered customers and guests each arrive at a
+    fixed rate (`_arrivals`), so extending the run appends customers and changes none.
+    """
     rng = model.rng
-    n = model.customers
+    per_day = model.customers / (model.signup_end_day - model.signup_start_day + 1)
+    n = max(model.customers, int((model.end_day - model.signup_start_day + 8) * per_day * 1.1) + 64)
     i = np.arange(n, dtype=np.int64)
     is_guest = rng.uniform("customer/guest", i) < model.guest_share
+    registered = ~is_guest
+    guests_in_window = int(is_guest[:model.customers].sum())
+    reg_s = _arrivals(model, registered, model.customers - guests_in_window, i)
+    guest_s = _arrivals(model, is_guest, guests_in_window, i)
+    # A guest's signup_date is the day of its first cart, the visit process's own reading of its arrival time
+    # (activity time and back); a registered customer's is the day it arrives.
+    cart_s = model.seconds_of(model.activity_of(guest_s.astype(np.float64)))
+    signup = np.where(registered, reg_s // DAY_S, np.where(cart_s == np.iinfo(np.int64).max, guest_s, cart_s) // DAY_S)
+    n = int(np.flatnonzero(signup <= model.end_day)[-1]) + 1 if (signup <= model.end_day).any() else 0
+    i, is_guest, registered, signup = i[:n], is_guest[:n], registered[:n], signup[:n].astype(np.int32)
     channel = rng.choice("customer/channel", model.channel_cum, i).astype(np.int8)
     tier = rng.choice("customer/tier", model.tier_cum, i, rows=channel).astype(np.int8)
     tier[rng.uniform("customer/no_tier", i) < model.no_tier_share] = NO_TIER
     tier[is_guest] = GUEST_TIER
-    registered = ~is_guest
-    rank = np.cumsum(registered) - 1
-    n_reg = max(int(registered.sum()), 1)
-    n_days = model.signup_end_day - model.signup_start_day + 1
-    # A guest arrives uniformly over the signup span; its signup_date is the day of that first cart, which is
-    # the visit process's own reading of this time (activity time and back), past the calendar its raw day.
-    guest_s = np.where(is_guest, model.signup_start_day * DAY_S + (
-        rng.uniform("visit/guest_first", i) * n_days * DAY_S).astype(np.int64), -1)
-    cart_s = model.seconds_of(model.activity_of(guest_s.astype(np.float64)))
-    guest_day = np.where(cart_s == np.iinfo(np.int64).max, guest_s, cart_s) // DAY_S
-    signup = np.where(registered, model.signup_start_day + (rank * n_days) // n_reg, guest_day).astype(np.int32)
     shock = np.ones(n)
     if model.cohort_shocks:
         months = np.where(registered, signup, 0).astype("datetime64[D]").astype("datetime64[M]")
         for cohort, factor in model.cohort_shocks.items():
             shock[registered & (months == np.datetime64(cohort, "M"))] = factor
-    return Customers(is_guest, channel, tier, signup, guest_s, shock)
+    return Customers(is_guest, channel, tier, signup, np.where(is_guest, guest_s[:n], -1), shock)
 
 
 def tier_names(tier: np.ndarray) -> pa.Array:
@@ -200,43 +213,61 @@ def build_lookups(model: Model, cust: Customers | None = None, products: Product
     return Lookups(cust, products, customer_id, first, last, email, phone_number, mailing, billing)
 
 
-def customer_columns(model: Model, lk: Lookups, final_spend_c: np.ndarray) -> dict[str, pa.Array]:
-    """Customer rows; `final_spend_c` (cents at the run's end) earns the current tier and CLV bucket."""
+def customer_columns(model: Model, lk: Lookups, i: np.ndarray) -> dict[str, pa.Array]:
+    """The rows of customers `i` (indices) as they signed up: the tier they started with and the lowest CLV bucket.
+    What changes later (tier upgrades, CLV buckets) lands as dated rows of customer_changes, so a row written once
+    stays true whatever the run's end."""
     rng = model.rng
-    cust = lk.customers
-    i = np.arange(len(cust), dtype=np.int64)
+    cust = lk.customers.take(i)
     guest = cust.is_guest
-    signup = pa.array(cust.signup_day.astype("datetime64[D]"))
-    earned = np.searchsorted(model.tier_thresholds_c, final_spend_c, side="right") - 1
-    initial_rank = np.array([3, 2, 1, 0, -1, -1])[cust.tier]  # Platinum..Bronze -> 3..0
-    current_rank = np.where(initial_rank >= 0, np.maximum(initial_rank, earned), -1)
-    current_tier = np.where(current_rank >= 0, 3 - current_rank, cust.tier).astype(np.int8)
     enrolled = cust.tier < NO_TIER
     enrol_day = cust.signup_day + rng.integers("customer/enrol", 0, 30, i)
-    clv = np.searchsorted(model.clv_thresholds_c, final_spend_c, side="right") - 1
+    ta = pa.array(i)
     return {
-        "customer_id": lk.customer_id,
-        "first_name": lk.first_name,
-        "last_name": lk.last_name,
-        "email": lk.email,
-        "phone_number": lk.phone_number,
-        "signup_date": signup,
+        "customer_id": lk.customer_id.take(ta),
+        "first_name": lk.first_name.take(ta),
+        "last_name": lk.last_name.take(ta),
+        "email": lk.email.take(ta),
+        "phone_number": lk.phone_number.take(ta),
+        "signup_date": pa.array(cust.signup_day.astype("datetime64[D]")),
         "gender": text.labels(GENDERS, rng.choice("customer/gender", cumulative([0.49, 0.48, 0.03]), i)),
         "age": pa.array(rng.integers("customer/age", 18, 80, i).astype(np.int16)),
         "is_guest": pa.array(guest),
         "customer_status": text.labels(STATUSES, rng.choice("customer/status", cumulative([0.85, 0.12, 0.03]), i)),
         "signup_channel": text.labels(CHANNELS, cust.channel),
-        "loyalty_tier": tier_names(current_tier),
+        "loyalty_tier": tier_names(cust.tier),
         "initial_loyalty_tier": tier_names(cust.tier),
         "email_verified": pa.array(~guest & (rng.uniform("customer/verified", i) < 0.85)),
         "marketing_opt_in": pa.array(rng.uniform("customer/opt_in", i) < 0.6),
-        "mailing_address": lk.mailing_address,
-        "billing_address": lk.billing_address,
+        "mailing_address": lk.mailing_address.take(ta),
+        "billing_address": lk.billing_address.take(ta),
         "loyalty_enrollment_date": pa.array(
             np.where(enrolled, enrol_day, 0).astype("datetime64[D]"), mask=~enrolled
         ),
-        "clv_bucket": text.labels(CLV_BUCKETS, np.maximum(clv, 0)),
+        "clv_bucket": text.labels(CLV_BUCKETS, np.zeros(len(i), dtype=np.int64)),
     }
+
+
+def current_tier(initial_tier: np.ndarray, spend_c: np.ndarray, thresholds_c: np.ndarray) -> np.ndarray:
+    """A customer's current loyalty tier as an index into SEGMENT_TIERS: the tier earned by net spend `spend_c`,
+    never below the tier it signed up with; customers without a tier and guests keep theirs (no tier)."""
+    earned = np.searchsorted(thresholds_c, spend_c, side="right") - 1  # Bronze..Platinum -> 0..3
+    initial_rank = np.array([3, 2, 1, 0, -1, -1])[initial_tier]  # Platinum..Bronze -> 3..0
+    return np.where(initial_rank >= 0, 3 - np.maximum(initial_rank, earned), initial_tier).astype(np.int8)
+
+
+def clv_index(spend_c: np.ndarray, thresholds_c: np.ndarray) -> np.ndarray:
+    """CLV bucket (index into CLV_BUCKETS) of net spend `spend_c`."""
+    return np.maximum(np.searchsorted(thresholds_c, spend_c, side="right") - 1, 0)
+
+
+def change_codes(model: Model, tier: np.ndarray, before_c: np.ndarray, after_c: np.ndarray) -> np.ndarray:
+    """What a customer's spend moving from `before_c` to `after_c` changes: -1 nothing, else an index into CHANGED
+    (the loyalty tier, the CLV bucket, or both). `tier`: the customers' initial tiers."""
+    t = model.tier_thresholds_c
+    tier_moved = current_tier(tier, after_c, t) != current_tier(tier, before_c, t)
+    clv_moved = clv_index(after_c, model.clv_thresholds_c) != clv_index(before_c, model.clv_thresholds_c)
+    return tier_moved.astype(np.int64) + 2 * clv_moved - 1
 
 
 def product_columns(products: Products) -> dict[str, pa.Array]:

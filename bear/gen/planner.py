@@ -3,16 +3,18 @@
 The shards (`bear.gen.skeleton`) each walk the whole calendar for their customers. What
 needs the whole population is small and done here, per chunk, by pure functions:
 `plan_chunk` sums the shards' counts and reserves the chunk's contiguous ID blocks (the
-driver's only job); `number_returns` gives the returns of the chunk's orders their IDs,
-which depend on where each order and return falls among all shards' (IDs rise with time),
-and splits them by the chunk they are dated in; `chunk_work` puts a chunk's shard pieces
-and the returns dated in it together into what the generator takes. A chunk's work
+driver's only job); `date_returns` gives the returns of the chunk's orders their order IDs,
+which depend on where each order falls among all shards' (IDs rise with time), and splits
+them by the chunk they are dated in; `chunk_work` puts a chunk's shard pieces and the
+returns dated in it together into what the generator takes, numbering those returns
+(`number_returns`: by return time, so no ID depends on the run's end). A chunk's work
 depends only on the chunk's volume, never on the run's length or on the number of shards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 
@@ -25,11 +27,9 @@ from bear.gen.visits import Visits
 
 
 @dataclass
-class ReturnsDue(Columns):
-    """Returns to be written in a chunk (dated inside it), identified by their order's cart."""
+class DatedReturns(Columns):
+    """Returns dated in one chunk, of orders of one chunk: identified by their order's cart, with the order's ID."""
 
-    return_id: np.ndarray
-    first_item_id: np.ndarray
     order_id: np.ndarray
     cust: np.ndarray
     vidx: np.ndarray
@@ -39,19 +39,26 @@ class ReturnsDue(Columns):
     n_items: np.ndarray
 
     @classmethod
-    def empty(cls) -> ReturnsDue:
+    def empty(cls) -> Self:
         return cls(*(np.array([], dtype=np.int64) for _ in cls.__dataclass_fields__))
 
     def __len__(self) -> int:
-        return len(self.return_id)
+        return len(self.order_id)
+
+
+@dataclass
+class ReturnsDue(DatedReturns):
+    """The returns a chunk writes (dated inside it), in ID order, with their IDs."""
+
+    return_id: np.ndarray
+    first_item_id: np.ndarray
 
 
 @dataclass
 class ChunkPlan:
     chunk: Chunk
     first_ids: dict[str, int]
-    counts: dict[str, int]  # family sizes of the chunk's block (returns: of its orders)
-    rows: dict[str, int]  # rows the chunk writes (returns: dated inside it)
+    rows: dict[str, int]  # rows the chunk writes per family: the size of its ID blocks
     # The same rows per day of the chunk (index 0 = start_day): which partitions get data files (dry run).
     day_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     due: list[int] = field(default_factory=list)  # the chunks the returns of its orders are dated in, ascending
@@ -60,7 +67,7 @@ class ChunkPlan:
         """The chunk as the run's plan document lists it (plain JSON values)."""
         start, end = self.chunk.name.split("..")
         return {"index": self.chunk.index, "start": start, "end": end, "first_ids": self.first_ids,
-                "ids": self.counts, "rows": self.rows}
+                "ids": {f: self.rows[f] for f in ID_FAMILIES}, "rows": self.rows}
 
 
 @dataclass
@@ -71,28 +78,25 @@ class ChunkWork:
     buyer_spend_c: np.ndarray = field(repr=False)  # their cumulative net spend before the chunk
     due: ReturnsDue = field(repr=False)
     orders: OrderKeys = field(repr=False)  # the chunk's orders (what they paid moves spend from day to day)
+    opening: np.ndarray = field(repr=False)  # the run's first day only: customers with spend before the start
+    opening_spend_c: np.ndarray = field(repr=False)
 
 
 def plan_chunk(chunk: Chunk, next_id: dict[str, int], shards: list[ShardCounts]) -> ChunkPlan:
-    """The chunk's plan from every shard's counts; its ID blocks start at `next_id`, which moves past them."""
-    ids = np.sum([s.ids for s in shards], axis=0)
+    """The chunk's plan from every shard's counts; its ID blocks (one ID per row it writes: IDs follow the rows'
+    time) start at `next_id`, which moves past them."""
     day_rows = np.sum([s.day_rows for s in shards], axis=0)
-    counts = {f: int(n) for f, n in zip(FAMILIES, ids.tolist(), strict=True)}
+    rows = {f: int(n) for f, n in zip(FAMILIES, day_rows.sum(axis=1).tolist(), strict=True)}
     first = {f: next_id[f] for f in ID_FAMILIES}
     for f in ID_FAMILIES:
-        next_id[f] += counts[f]
-    rows = {f: int(n) for f, n in zip(FAMILIES, day_rows.sum(axis=1).tolist(), strict=True)}
+        next_id[f] += rows[f]
     due = np.unique(np.concatenate([s.due for s in shards])).tolist()
-    return ChunkPlan(chunk, first, counts, rows, dict(zip(FAMILIES, day_rows, strict=True)), due)
+    return ChunkPlan(chunk, first, rows, dict(zip(FAMILIES, day_rows, strict=True)), due)
 
 
-def number_returns(plan: ChunkPlan, chunks: list[Chunk], pieces: list[ShardPiece]) -> list[ReturnsDue]:
-    """The returns of the chunk's orders with their IDs, one part per chunk in `plan.due`.
-
-    Order IDs follow (order time, customer, visit) across all shards; return IDs follow (order ID, seq); a
-    return's items take consecutive IDs in that order.
-    """
-    first = plan.first_ids
+def date_returns(plan: ChunkPlan, chunks: list[Chunk], pieces: list[ShardPiece]) -> list[DatedReturns]:
+    """The returns of the chunk's orders with their order IDs, one part per chunk in `plan.due` (where they are
+    dated). Order IDs follow (order time, customer, visit) across all shards, so they need every shard's orders."""
     cust = np.concatenate([p.orders.cust for p in pieces]).astype(np.int64)
     vidx = np.concatenate([p.orders.vidx for p in pieces]).astype(np.int64)
     osec = np.concatenate([p.orders.seconds for p in pieces])
@@ -101,29 +105,34 @@ def number_returns(plan: ChunkPlan, chunks: list[Chunk], pieces: list[ShardPiece
     offsets = np.cumsum([0] + [p.orders.cust.size for p in pieces])
     order = np.concatenate([p.returns.order.astype(np.int64) + off
                             for p, off in zip(pieces, offsets[:-1].tolist(), strict=True)])
-    seq = np.concatenate([p.returns.seq for p in pieces]).astype(np.int64)
-    pos = rank[order]
-    o = lex_order(pos, seq)
-    order, pos, seq = order[o], pos[o], seq[o]
-    seconds = np.concatenate([p.returns.seconds for p in pieces])[o]
-    n_items = np.concatenate([p.returns.n_items for p in pieces]).astype(np.int64)[o]
-    numbered = ReturnsDue(
-        return_id=first["returns"] + np.arange(o.size),
-        first_item_id=first["return_items"] + np.cumsum(n_items) - n_items,
-        order_id=first["orders"] + pos,
+    seconds = np.concatenate([p.returns.seconds for p in pieces])
+    dated = DatedReturns(
+        order_id=plan.first_ids["orders"] + rank[order],
         cust=cust[order],
         vidx=vidx[order],
-        seq=seq,
+        seq=np.concatenate([p.returns.seq for p in pieces]).astype(np.int64),
         seconds=seconds,
         order_seconds=osec[order],
-        n_items=n_items,
+        n_items=np.concatenate([p.returns.n_items for p in pieces]).astype(np.int64),
     )
     dated_in = chunk_of(chunks, seconds // DAY_S)
-    return [numbered.take(np.flatnonzero(dated_in == k)) for k in plan.due]
+    return [dated.take(np.flatnonzero(dated_in == k)) for k in plan.due]
 
 
-def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], due: list[ReturnsDue]) -> ChunkWork:
-    """A chunk's work from its shards' pieces (in shard order) and the returns dated in it (in source order)."""
+def number_returns(plan: ChunkPlan, dated: list[DatedReturns]) -> ReturnsDue:
+    """The returns dated in the chunk (from the chunks of their orders) in ID order with their IDs: return IDs
+    follow (return time, order ID, seq), so they rise with time whatever the chunking or the run's end, and a
+    return's items take consecutive IDs."""
+    due = DatedReturns.concat(dated) if dated else DatedReturns.empty()
+    due = due.take(lex_order(due.seconds, due.order_id, due.seq))
+    first = plan.first_ids
+    return ReturnsDue(*(getattr(due, f) for f in DatedReturns.__dataclass_fields__),
+                      return_id=first["returns"] + np.arange(len(due)),
+                      first_item_id=first["return_items"] + np.cumsum(due.n_items) - due.n_items)
+
+
+def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], dated: list[DatedReturns]) -> ChunkWork:
+    """A chunk's work from its shards' pieces (in shard order) and the returns dated in it."""
     visits = Visits.concat([p.visits for p in pieces])
     visits.cust, visits.vidx = visits.cust.astype(np.int64), visits.vidx.astype(np.int64)  # as the generator draws
     return ChunkWork(
@@ -131,8 +140,10 @@ def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], due: list[ReturnsDue])
         visits,
         np.concatenate([p.buyers for p in pieces]).astype(np.int64),
         np.concatenate([p.buyer_spend_c for p in pieces]),
-        ReturnsDue.concat(due) if due else ReturnsDue.empty(),
+        number_returns(plan, dated),
         OrderKeys.concat([p.orders for p in pieces]),
+        np.concatenate([p.opening for p in pieces]).astype(np.int64),
+        np.concatenate([p.opening_spend_c for p in pieces]),
     )
 
 
@@ -167,7 +178,9 @@ def day_window(work: ChunkWork, first_day: int, last_day: int) -> ChunkWork:
     def dated(seconds: np.ndarray) -> np.ndarray:
         return np.flatnonzero((seconds // DAY_S >= first_day) & (seconds // DAY_S <= last_day))
 
-    window = ChunkPlan(Chunk(plan.chunk.index, first_day, last_day), first, plan.counts, plan.rows,
+    window = ChunkPlan(Chunk(plan.chunk.index, first_day, last_day), first, plan.rows,
                        {f: rows[inside] for f, rows in plan.day_rows.items()}, plan.due)
+    opening = slice(None) if first_day == plan.chunk.start_day else slice(0, 0)
     return ChunkWork(window, work.visits.take(dated(work.visits.seconds)), work.buyers, spend,
-                     work.due.take(dated(work.due.seconds)), work.orders.take(dated(work.orders.seconds)))
+                     work.due.take(dated(work.due.seconds)), work.orders.take(dated(work.orders.seconds)),
+                     work.opening[opening], work.opening_spend_c[opening])

@@ -8,8 +8,7 @@ chunk a shard yields two things: `ShardCounts`, small and additive over shards (
 driver needs to reserve the chunk's ID blocks and to list its partitions), and
 `ShardPiece`, the shard's part of the chunk's work (its visits, buyers' spend so far, and
 the sort keys of its orders and returns that numbering needs), which goes to the object
-store and from there to the jobs, never through the driver. After the last chunk it
-yields the shard's cumulative spend, which the customers table reports.
+store and from there to the jobs, never through the driver.
 """
 
 from __future__ import annotations
@@ -21,9 +20,9 @@ import numpy as np
 
 from bear.core.calendar import DAY_S, day_to_date
 from bear.core.columns import Columns
-from bear.core.schemas import PLAN_FAMILY, TRANSACTIONS
-from bear.gen.baskets import add_spend, build_window, orders_in_order
-from bear.gen.lookups import Customers, Products
+from bear.core.schemas import DAILY, PLAN_FAMILY
+from bear.gen.baskets import add_spend, build_window, orders_in_order, running_spend
+from bear.gen.lookups import Customers, Products, change_codes
 from bear.gen.model import Model
 from bear.gen.returns import plan_returns
 from bear.gen.visits import Visits, VisitState, advance, initial_state
@@ -40,10 +39,10 @@ class Chunk:
         return f"{day_to_date(self.start_day)}..{day_to_date(self.end_day)}"
 
 
-def make_chunks(start_day: int, end_day: int, chunk_days: int) -> list[Chunk]:
+def make_chunks(start_day: int, end_day: int, chunk_days: int, first_index: int = 0) -> list[Chunk]:
     return [
         Chunk(i, s, min(s + chunk_days - 1, end_day))
-        for i, s in enumerate(range(start_day, end_day + 1, chunk_days))
+        for i, s in enumerate(range(start_day, end_day + 1, chunk_days), start=first_index)
     ]
 
 
@@ -52,15 +51,14 @@ def chunk_of(chunks: list[Chunk], day: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.array([c.start_day for c in chunks]), day, side="right") - 1
 
 
-FAMILIES = tuple(PLAN_FAMILY[t] for t in TRANSACTIONS)  # what a chunk counts: carts, cart_items, ... return_items
+FAMILIES = tuple(PLAN_FAMILY[t] for t in DAILY)  # what a chunk counts: carts, cart_items, ... customer_changes
 
 
 @dataclass
 class ShardCounts:
     """One shard's share of one chunk, summed over shards by the driver."""
 
-    ids: np.ndarray  # int64 per family (FAMILIES order): its part of the chunk's ID blocks (returns: of its orders)
-    day_rows: np.ndarray  # int64 [family, day of the chunk]: rows written per day (returns: dated in the chunk)
+    day_rows: np.ndarray  # int64 [family (FAMILIES order), day of the chunk]: rows dated that day (its ID blocks)
     due: np.ndarray  # sorted indices of the chunks that the returns of its orders are dated in
 
 
@@ -93,6 +91,10 @@ class ShardPiece:
     buyer_spend_c: np.ndarray  # their cumulative net spend before the chunk
     orders: OrderKeys
     returns: ShardReturns
+    # The run's first chunk only: customers who had spent before the run's start, and how much (their tier and
+    # CLV bucket at the start open the customer_changes history).
+    opening: np.ndarray
+    opening_spend_c: np.ndarray
 
 
 WARM_UP_DAYS = 90  # history before the run is walked in windows this long, so memory stays bounded
@@ -108,8 +110,8 @@ def warm_up(model: Model, cust: Customers, products: Products, lo: int, hi: int)
 
 
 def walk_shard(model: Model, cust: Customers, products: Products, chunks: list[Chunk], lo: int, hi: int,
-               pieces: bool = True) -> Iterator[ShardCounts | ShardPiece | np.ndarray]:
-    """For each chunk in order its ShardCounts, then (if `pieces`) its ShardPiece; last the shard's final spend."""
+               pieces: bool = True) -> Iterator[ShardCounts | ShardPiece]:
+    """For each chunk in order its ShardCounts, then (if `pieces`) its ShardPiece."""
     state = warm_up(model, cust, products, lo, hi)
     day0 = chunks[0].start_day
     n_days = chunks[-1].end_day - day0 + 1
@@ -119,22 +121,27 @@ def walk_shard(model: Model, cust: Customers, products: Products, chunks: list[C
         yield counts  # a step's working arrays are gone by now: a shard holds its state and one piece
         if pieces:
             yield piece
-    yield state.spend_c
 
 
 def _step(model: Model, cust: Customers, products: Products, chunks: list[Chunk], chunk: Chunk, state: VisitState,
           due: np.ndarray, pieces: bool) -> tuple[ShardCounts, ShardPiece | None]:
     """Advance the shard through `chunk`: its counts, and its piece if `pieces`."""
     lo, day0 = state.lo, chunks[0].start_day
+    opening = np.flatnonzero(state.spend_c > 0) if chunk.start_day == model.start_day else np.array([], np.int64)
+    opening_spend_c = state.spend_c[opening]
     visits = advance(model, state, chunk.end_day)
     bought = np.zeros(len(state.spend_c), dtype=bool)
     bought[visits.cust[visits.converted] - lo] = True
     buyers = np.flatnonzero(bought)
     buyer_spend_c = state.spend_c[buyers]
     win = build_window(model, cust, products, visits, all_lines=False)
-    add_spend(state, win)
     vs = win.visits
     conv = orders_in_order(win)
+    oc, net_c = vs.cust[conv], (win.cart_gross_c - win.cart_discount_c)[conv]
+    spent_c = running_spend(oc, win.order_seconds[conv], net_c, state.spend_c[oc - lo])
+    changed = change_codes(model, cust.tier[oc], spent_c - net_c, spent_c) >= 0
+    opened = change_codes(model, cust.tier[opening + lo], np.zeros(opening.size, np.int64), opening_spend_c) >= 0
+    add_spend(state, win)
     rp = plan_returns(model, cust, vs.cust[conv], win.key[conv], win.n_lines[conv], win.order_seconds[conv])
     n_items = np.bincount(rp.item_ret, minlength=len(rp.order))
     ret_day = rp.seconds // DAY_S - day0
@@ -147,15 +154,14 @@ def _step(model: Model, cust: Customers, products: Products, chunks: list[Chunk]
         np.bincount(cart_day, minlength=width), np.bincount(cart_day, win.n_lines, minlength=width),
         np.bincount(order_day, minlength=width), np.bincount(order_day, win.n_lines[conv], minlength=width),
         due[0, days], due[1, days],
+        np.bincount(order_day, changed, minlength=width) + np.eye(1, width, dtype=np.int64)[0] * opened.sum(),
     ]).astype(np.int64)
-    ids = np.array([len(vs.cust), win.n_lines.sum(), conv.size, win.n_lines[conv].sum(), len(rp.order),
-                    n_items.sum()], dtype=np.int64)
-    counts = ShardCounts(ids, day_rows, np.unique(chunk_of(chunks, ret_day + day0)))
+    counts = ShardCounts(day_rows, np.unique(chunk_of(chunks, ret_day + day0)))
     if not pieces:
         return counts, None
     i32 = np.int32  # customer, visit and order indices travel as int32: a third less to store and move
-    orders = OrderKeys(vs.cust[conv].astype(i32), vs.vidx[conv].astype(i32), win.order_seconds[conv],
-                       (win.cart_gross_c - win.cart_discount_c)[conv])
+    orders = OrderKeys(oc.astype(i32), vs.vidx[conv].astype(i32), win.order_seconds[conv], net_c)
     small = Visits(visits.cust.astype(i32), visits.vidx.astype(i32), visits.seconds, visits.react, visits.converted)
     returns = ShardReturns(rp.order.astype(i32), rp.seq.astype(np.int8), rp.seconds, n_items.astype(i32))
-    return counts, ShardPiece(small, (buyers + lo).astype(i32), buyer_spend_c, orders, returns)
+    return counts, ShardPiece(small, (buyers + lo).astype(i32), buyer_spend_c, orders, returns,
+                              (opening + lo).astype(i32), opening_spend_c)

@@ -1,8 +1,10 @@
-"""A chunk's six transactional tables as Arrow, from the planner's work item.
+"""A chunk's tables as Arrow, from the planner's work item: the six transactional tables, the
+customer_changes its orders cause, and the customers who sign up in it.
 
 Pure: (model, lookups, chunk work) in, Arrow tables out. Row order is canonical (IDs
 ascending), IDs come from the chunk's reserved blocks, and returns are rebuilt from their
-order's keyed draws in the chunk that owns the return's date.
+order's keyed draws in the chunk that owns the return's date. Every row is dated inside
+the chunk and depends on nothing later, so extending a run only adds rows.
 """
 
 from __future__ import annotations
@@ -14,12 +16,37 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bear.core import text
-from bear.core.calendar import timestamps
+from bear.core.calendar import DAY_S, timestamps
 from bear.core.money import decimal_array
 from bear.core.rows import Rows
-from bear.core.vocab import CATEGORIES, ORDER_CHANNELS, PAYMENT_METHODS, RETURN_REASONS, SHIPPING_SPEEDS
-from bear.gen.baskets import CART_STATUSES, Window, build_lines, build_window, lex_order, line_counts, orders_in_order
-from bear.gen.lookups import CLV_BUCKETS, EARNED_TIERS, Lookups
+from bear.core.vocab import (
+    CATEGORIES,
+    CHANGED,
+    CLV_BUCKETS,
+    EARNED_TIERS,
+    ORDER_CHANNELS,
+    PAYMENT_METHODS,
+    RETURN_REASONS,
+    SHIPPING_SPEEDS,
+)
+from bear.gen.baskets import (
+    CART_STATUSES,
+    Window,
+    build_lines,
+    build_window,
+    lex_order,
+    line_counts,
+    orders_in_order,
+    running_spend,
+)
+from bear.gen.lookups import (
+    Lookups,
+    change_codes,
+    clv_index,
+    current_tier,
+    customer_columns,
+    tier_names,
+)
 from bear.gen.model import Model
 from bear.gen.planner import ChunkWork, ReturnsDue
 from bear.gen.returns import plan_returns
@@ -79,12 +106,7 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
     n = conv.size
     order_no = work.plan.first_ids["orders"] + np.arange(n)
     net = win.cart_gross_c[conv] - win.cart_discount_c[conv]
-    by_cust = lex_order(c, win.order_seconds[conv])
-    cum = np.empty(n, dtype=np.int64)
-    cs = np.cumsum(net[by_cust])
-    starts = np.flatnonzero(np.r_[True, c[by_cust][1:] != c[by_cust][:-1]])
-    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
-    cum[by_cust] = cs - np.r_[0, cs][run_start] + work.buyer_spend_c[np.searchsorted(work.buyers, c[by_cust])]
+    cum = running_spend(c, win.order_seconds[conv], net, work.buyer_spend_c[np.searchsorted(work.buyers, c)])
     channel = rng.choice("order/channel", model.order_channel_cum, key)
     pay = rng.choice("order/payment", model.payment_cum, key, rows=channel)
     ship = rng.choice("order/shipping", model.ship_cum, key)
@@ -92,7 +114,7 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
     actual = np.round(model.ship_cost_c[ship] * (1 + rng.between("order/ship_var", lo, hi, key))).astype(np.int64)
     fee = np.round(net * model.fee_rate[pay]).astype(np.int64)
     tier = np.maximum(np.searchsorted(model.tier_thresholds_c, cum, side="right") - 1, 0)
-    clv = np.maximum(np.searchsorted(model.clv_thresholds_c, cum, side="right") - 1, 0)
+    clv = clv_index(cum, model.clv_thresholds_c)
     cust_idx = pa.array(c)
     order_ids = text.padded("ORD-", order_no)
     orders = {
@@ -137,7 +159,37 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
     return (
         Rows(orders, win.order_seconds[conv], order_no),
         Rows(items, win.order_seconds[conv][item_rank], order_no[item_rank] * 256 + ln.line[sel]),
+        customer_changes(model, lk, work, c, cum - net, cum, win.order_seconds[conv], order_no, order_ids),
     )
+
+
+def customer_changes(model: Model, lk: Lookups, work: ChunkWork, c: np.ndarray, before_c: np.ndarray,
+                     after_c: np.ndarray, seconds: np.ndarray, order_no: np.ndarray, order_ids: pa.Array) -> Rows:
+    """The dated changes of customers' loyalty tier and CLV bucket: one row per order whose spend moved either
+    (the order's customer, spend before and after it), and on the run's first day one row per customer whose
+    spend before the run had moved them from what they signed up with (`work.opening`). Rows come in time order;
+    the opening rows' keys are odd, the orders' even, so event IDs never collide."""
+    start = work.opening
+    if start.size and work.plan.chunk.start_day != model.start_day:
+        raise AssertionError("opening changes outside the run's first day")
+    who_all = np.concatenate([start, c])
+    after_all = np.concatenate([work.opening_spend_c, after_c])
+    code = change_codes(model, lk.customers.tier[who_all], np.concatenate([np.zeros(start.size, np.int64), before_c]),
+                        after_all)
+    keep = np.flatnonzero(code >= 0)
+    who, after = who_all[keep], after_all[keep]
+    secs = np.concatenate([np.full(start.size, model.start_day * DAY_S), seconds])[keep]
+    from_order = keep >= start.size
+    order = pc.take(order_ids, pa.array(keep - start.size, mask=~from_order))  # opening rows: no order (null)
+    cols = {
+        "customer_id": pc.take(lk.customer_id, pa.array(who)),
+        "valid_from": timestamps(secs),
+        "loyalty_tier": tier_names(current_tier(lk.customers.tier[who], after, model.tier_thresholds_c)),
+        "clv_bucket": text.labels(CLV_BUCKETS, clv_index(after, model.clv_thresholds_c)),
+        "changed": text.labels(CHANGED, code[keep]),
+        "order_id": order,
+    }
+    return Rows(cols, secs, np.concatenate([(start + 1) * 2 + 1, order_no * 2])[keep])
 
 
 def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
@@ -227,8 +279,16 @@ def _rank_within(group: np.ndarray) -> np.ndarray:
     return rank
 
 
+def customer_rows(model: Model, lk: Lookups, first_day: int, last_day: int) -> Rows:
+    """The customers who signed up in days [first_day, last_day], as they signed up (keys: customer numbers)."""
+    day = lk.customers.signup_day
+    i = np.flatnonzero((day >= first_day) & (day <= last_day))
+    return Rows(customer_columns(model, lk, i), day[i].astype(np.int64) * DAY_S, i + 1)
+
+
 def chunk_tables(model: Model, lk: Lookups, work: ChunkWork, clock: dict[str, float] | None = None) -> dict[str, Rows]:
-    """The chunk's rows per table; each row's event time decides its partition.
+    """The chunk's rows per table (customers: the ones who signed up in it); each row's event time decides its
+    partition.
 
     `clock`, when given, receives the seconds of each stage (for benchmarks and job reports).
     """
@@ -244,7 +304,7 @@ def chunk_tables(model: Model, lk: Lookups, work: ChunkWork, clock: dict[str, fl
     first = work.plan.first_ids
     carts, cart_items, cart_ids = carts_and_items(model, lk, win, first["carts"], first["cart_items"])
     lap("shopping_carts+cart_items")
-    orders, order_items = orders_and_items(model, lk, win, work, cart_ids)
+    orders, order_items, changes = orders_and_items(model, lk, win, work, cart_ids)
     lap("orders+order_items")
     returns, return_items = returns_and_items(model, lk, work.due)
     lap("returns+return_items")
@@ -255,4 +315,6 @@ def chunk_tables(model: Model, lk: Lookups, work: ChunkWork, clock: dict[str, fl
         "order_items": order_items,
         "returns": returns,
         "return_items": return_items,
+        "customer_changes": changes,
+        "customers": customer_rows(model, lk, work.plan.chunk.start_day, work.plan.chunk.end_day),
     }

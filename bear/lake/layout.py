@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from bear.core.calendar import DAY_S, day_number, day_to_date
-from bear.core.schemas import DIMENSIONS, PARTITION_KEY, TRANSACTIONS
+from bear.core.schemas import DAILY, PARTITION_KEY, TABLES
 from bear.core.vocab import CATEGORIES
 
 STATE_DIR = "_bear"
@@ -82,19 +82,21 @@ def bear_files(rels: list[str]) -> list[str]:
 
 def job_partitions(plan: dict, index: int) -> list[str]:
     """The partition folders (`orders/ingest_dt=2020-01-05`) one job of a plan commits: index -1 the dimension
-    tables (customers one per signup day, the catalog one per category), else every transactional table's day
-    in the chunk's window, empty days included."""
+    tables' first ones (the catalog one per category, customers one per signup day before the run's start), else
+    every daily table's day in the chunk's window, empty days included, and customers' signup days in it."""
+    start = plan["plan_config"]["run"]["start"]
     if index < 0:
-        return ([partition_dir("customers", d) for d in plan["signup_days"]]
+        return ([partition_dir("customers", d) for d in plan["signup_days"] if d < start]
                 + [partition_dir("product_catalog", c) for c in CATEGORIES])
     chunk = plan["chunks"][index]
     days = [day_partition(d) for d in range(day_number(chunk["start"]), day_number(chunk["end"]) + 1)]
-    return [partition_dir(t, d) for t in TRANSACTIONS for d in days]
+    return ([partition_dir(t, d) for t in DAILY for d in days]
+            + [partition_dir("customers", d) for d in plan["signup_days"] if chunk["start"] <= d <= chunk["end"]])
 
 
 def expected_partitions(plan: dict) -> dict[str, list[str]]:
     """Every partition folder name a finished lake of this plan has, per table (see job_partitions)."""
-    out: dict[str, list[str]] = {t: [] for t in (*DIMENSIONS, *TRANSACTIONS)}
+    out: dict[str, list[str]] = {t: [] for t in TABLES}
     for index in range(-1, len(plan["chunks"])):
         for folder in job_partitions(plan, index):
             table, name = folder.split("/")

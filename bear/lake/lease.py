@@ -25,7 +25,7 @@ import uuid
 from typing import Any
 
 from bear.lake.errors import SinkError, brief
-from bear.lake.layout import LEASE
+from bear.lake.layout import LEASE, STATE_DIR, is_lease
 from bear.lake.sink import Sink
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,8 @@ class Lease:
                 if generation is None:
                     continue  # another run took it over first: look again
             self.generation, self.renewed = generation, began
+            # a renewal's temporary lives for milliseconds: one older than a lease is a killed holder's leftover
+            self.sink.delete([r for r in self.sink.temporaries([STATE_DIR], older_than_s=self.lease_s) if is_lease(r)])
             self._thread = threading.Thread(target=self._heartbeat, name="bear-lease", daemon=True)
             self._thread.start()
             return

@@ -178,12 +178,19 @@ class Sink:
         with contextlib.suppress(FileNotFoundError, FileExistsError):
             self.retrying(f"delete {rel}", lambda: gcs.delete_if(self.fs, self.path(rel), generation))
 
-    def temporaries(self, dirs: list[str]) -> list[str]:
-        """Hidden temporary files (localdisk.temporary_name) in these folders, relative to the root: what writers
-        that died before their rename left. A temporary is renamed into place whole or never. GCS has none."""
+    def temporaries(self, dirs: list[str], older_than_s: float = 0.0) -> list[str]:
+        """Hidden temporary files (localdisk.temporary_name) in these folders, relative to the root, last written at
+        least `older_than_s` ago: what writers that died before their rename left. A temporary is renamed into
+        place whole or never. GCS has none."""
         if not self.is_local:
             return []
-        return [f"{d}/{p.name}" for d in dirs for p in Path(self.path(d)).glob(".*.tmp-*")]
+        now, out = time.time(), []
+        for d in dirs:
+            for p in Path(self.path(d)).glob(".*.tmp-*"):
+                with contextlib.suppress(FileNotFoundError):  # its writer renamed or removed it meanwhile
+                    if now - p.stat().st_mtime >= older_than_s:
+                        out.append(f"{d}/{p.name}")
+        return out
 
     def read(self, rel: str) -> bytes:
         return self.retrying(f"read {rel}", lambda: self.fs.cat_file(self.path(rel)))

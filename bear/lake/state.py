@@ -28,11 +28,12 @@ from bear.lake.sink import Sink
 
 SCHEMA_VERSION = 1  # of manifests
 CHECKPOINT_VERSION = 2  # 2: sealed (a checksum)
-PLAN_VERSION = 3  # of the plan document; 2: it lists signup_days; 3: sealed
+PLAN_VERSION = 4  # of the plan document; 2: it lists signup_days; 3: sealed; 4: its end (extensible lakes)
 SECRET_KEYS = ("token",)
 # What a state document must hold to be used (beyond JSON and its checksum), by kind.
 REQUIRED = {
-    "plan": ("schema_version", "fingerprint", "plan_fingerprint", "plan_config", "chunks", "totals", "signup_days"),
+    "plan": ("schema_version", "fingerprint", "plan_fingerprint", "plan_config", "end", "chunks", "totals",
+             "signup_days", "customers"),
     "checkpoint": ("schema_version", "plan_fingerprint", "dimensions_committed", "committed_chunks", "rows", "bytes",
                    "partitions", "id_high_water", "last_committed_date"),
     "summary": ("plan_fingerprint", "index", "partitions"),
@@ -56,9 +57,10 @@ def sweep_temporaries(sink: Sink, dirs: list[str]) -> None:
 
 
 def content_config(cfg: BearConfig) -> dict[str, Any]:
-    """The part of the config that decides the lake's bytes (not how or where it is computed)."""
+    """The part of the config that decides the lake's bytes (not how or where it is computed). run.end is not in
+    it: no row depends on it, so a later end extends the same lake (the plan records how far it goes)."""
     return {
-        "run": {"start": cfg.run.start, "end": cfg.run.end, "seed": cfg.run.seed},
+        "run": {"start": cfg.run.start, "seed": cfg.run.seed},
         "generator": asdict(cfg.generator),
         "mess": asdict(cfg.mess),
         "output": asdict(cfg.output),
@@ -104,6 +106,15 @@ def config_change(plan: dict[str, Any], cfg: BearConfig) -> str | None:
 def is_complete(plan: dict[str, Any] | None, ck: dict[str, Any] | None) -> bool:
     """Every chunk and the dimensions committed."""
     return bool(plan and ck and ck["dimensions_committed"] and ck["committed_chunks"] == len(plan["chunks"]))
+
+
+def shortening(display: str, plan: dict[str, Any], end: str) -> str | None:
+    """The one line for a run.end before the end the lake is planned to (exit 2), else None."""
+    if end >= plan["end"]:
+        return None
+    return (f"{display} holds this config through {plan['end']}; run.end={end} is earlier: bear extends a lake "
+            f"but never cuts it back. Use run.end={plan['end']} or later, add run.restart=true to delete that "
+            f"lake and start over (bear run only), or pick another sink location.")
 
 
 def other_config(display: str, change: str) -> str:
@@ -162,19 +173,24 @@ def json_bytes(obj: Any, indent: int | None = 2) -> bytes:
     return json.dumps(obj, indent=indent, sort_keys=True).encode()
 
 
-def plan_document(cfg: BearConfig, chunks: list[dict[str, Any]], signup_days: list[str]) -> dict[str, Any]:
-    """The run's plan: its chunks with their ID blocks and row counts, and the days that have customers (their
-    signups make the customers table's partitions), so readers know every partition without generating."""
+def plan_document(cfg: BearConfig, chunks: list[dict[str, Any]], signup_days: list[str],
+                  customers: int) -> dict[str, Any]:
+    """The run's plan: how far it goes (`end`), its chunks with their ID blocks and row counts, the days that
+    have customers (their signups make the customers table's partitions) and how many customers signed up by the
+    end, so readers know every partition and row count without generating. An extension rewrites it with the
+    committed chunks as they were and the new ones after."""
     return {
         "schema_version": PLAN_VERSION,
         "generator_version": __version__,
         "fingerprint": fingerprint(content_config(cfg)),
         "plan_fingerprint": fingerprint(plan_config(cfg)),
         "plan_config": plan_config(cfg),
+        "end": cfg.run.end,
         "config": redacted(cfg),
         "chunks": chunks,
         "totals": {k: sum(c["rows"][k] for c in chunks) for k in chunks[0]["rows"]} if chunks else {},
         "signup_days": signup_days,
+        "customers": customers,
         "created_at": now_iso(),
     }
 

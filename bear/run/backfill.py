@@ -29,6 +29,7 @@ from bear.lake.state import (
     other_config,
     plan_config,
     read_state,
+    shortening,
     sweep_temporaries,
     write_state,
 )
@@ -37,7 +38,7 @@ from bear.run.commit import Committer, load_hooks
 from bear.run.errors import RunError
 from bear.run.executors import Executor, InProcessExecutor, Job, RayExecutor, commit_in_order, start_ray
 from bear.run.jobs import JobResult, chunk_job, dimensions_job
-from bear.run.prepare import Prepared, prepare, prepare_plan, set_up
+from bear.run.prepare import Prepared, prepare, set_up
 from bear.run.progress import Progress
 
 log = logging.getLogger("bear")
@@ -52,7 +53,8 @@ def preflight(sink: Sink, cfg: BearConfig) -> tuple[dict[str, Any] | None, State
     try:
         old = read_plan(sink)
         change = config_change(old, cfg) if old is not None else None
-        refusal = other_config(sink.display, change) if change else None
+        refusal = other_config(sink.display, change) if change else \
+            shortening(sink.display, old, cfg.run.end) if old is not None else None
     except StateDamaged as exc:
         damage = exc
         if not plan_recoverable(sink, fingerprint(content_config(cfg)), fingerprint(plan_config(cfg))):
@@ -124,8 +126,7 @@ def _jobs(executor: Executor, p: Prepared, ck: dict[str, Any]) -> list[Job]:
     cfg = p.cfg
     jobs: list[Job] = []
     if not ck["dimensions_committed"]:
-        jobs.append(("dimension tables", lambda: executor.submit(dimensions_job, cfg, p.lookups, p.fp,
-                                                                  *p.final_spend)))
+        jobs.append(("dimension tables", lambda: executor.submit(dimensions_job, cfg, p.lookups, p.fp)))
     jobs += [(f"chunk {k} ({p.plans[k].chunk.name})",
               lambda k=k: executor.submit(chunk_job, cfg, p.lookups, p.fp, p.plans[k], *p.chunk_args(k)))
              for k in range(ck["committed_chunks"], len(p.plans))]
@@ -141,7 +142,7 @@ def backfill(cfg: BearConfig) -> dict:
     if cfg.sink.dry_run:
         from bear.run.dryrun import dry_run
 
-        return dry_run(prepare_plan(cfg), sink)
+        return dry_run(cfg, sink)
     sink.check_writable()
     refuse_foreign(sink)
     with Lease(sink, cfg.run.lease_s) as lease:
@@ -151,8 +152,8 @@ def backfill(cfg: BearConfig) -> dict:
 def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: float) -> dict:
     old, damage = preflight(sink, cfg)
     ck = _checkpoint(sink, old) if old is not None else None
-    if is_complete(old, ck):
-        return {**_report_of(sink), "nothing_to_do": True, "lake": sink.display}
+    if is_complete(old, ck) and old["end"] == cfg.run.end:
+        return {**_report_of(sink), "nothing_to_do": True, "lake": sink.display, "end": cfg.run.end}
     with contextlib.ExitStack() as stack:
         executor: Executor = InProcessExecutor()
         with ThreadPoolExecutor(max_workers=1) as driver:
@@ -164,15 +165,17 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
                     stack.callback(ray.shutdown)
                 executor = RayExecutor(cfg.ray)
             t_ray = time.perf_counter()
-            p = prepare(setup.result(), executor, committed=ck["committed_chunks"] if ck else 0)
-        if old is None:
+            p = prepare(setup.result(), executor, old, ck["committed_chunks"] if ck else 0)
+        if old is None or old["end"] != cfg.run.end:  # a new lake, or an extension: its plan before any file
             lease.ensure()  # planning and Ray's start took a while: still ours
             write_state(sink, PLAN, p.plan, durable=True)
             if damage is not None:
                 log.warning("%s; recomputed it from the config, which wrote the lake's manifests", damage)
-            ck = _checkpoint(sink, p.plan)
+            if old is not None:
+                log.info("extending %s from %s to %s", sink.display, old["end"], cfg.run.end)
+            ck = _checkpoint(sink, p.plan) if ck is None else ck
         committer = Committer(sink, p.plan, ck, hooks, lease)
-        total_rows = sum(p.plan["totals"].values()) + cfg.generator.customers + cfg.generator.products
+        total_rows = sum(p.plan["totals"].values()) + p.plan["customers"] + cfg.generator.products
         log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.plans),
                  len(p.plans) - ck["committed_chunks"], f"{total_rows:,}", sink.display)
         progress = Progress(cfg.logging.progress, len(p.plans), total_rows, ck["committed_chunks"],

@@ -1,4 +1,4 @@
-"""The unit of work every executor runs: one chunk, or the two dimension tables.
+"""The unit of work every executor runs: one chunk, or the dimension tables' first partitions.
 
 A job is generation (pure: `bear.gen`) followed by an output step: the backfill writes a
 chunk's partitions, files and manifests; `generate()` keeps its tables in memory. Both
@@ -20,14 +20,14 @@ import pyarrow as pa
 from bear.config.schema import BearConfig
 from bear.core.calendar import DAY_S
 from bear.core.rows import Ledger, Rows
-from bear.core.schemas import SCHEMAS, TRANSACTIONS
+from bear.core.schemas import DAILY, SCHEMAS, TABLES
 from bear.core.vocab import CATEGORIES
-from bear.gen.lookups import Customers, Lookups, Products, customer_columns, product_columns
+from bear.gen.lookups import Customers, Lookups, Products, product_columns
 from bear.gen.mess import apply_mess
 from bear.gen.model import Model
-from bear.gen.planner import ChunkPlan, ChunkWork, ReturnsDue, chunk_work, day_batches, day_window, number_returns
+from bear.gen.planner import ChunkPlan, ChunkWork, DatedReturns, chunk_work, date_returns, day_batches, day_window
 from bear.gen.skeleton import Chunk, ShardPiece, walk_shard
-from bear.gen.tables import chunk_tables
+from bear.gen.tables import chunk_tables, customer_rows
 from bear.lake.layout import MANIFEST, day_partition, ingestion_seconds, partition_dir
 from bear.lake.parquet import PartitionStat, write_partitions
 from bear.lake.sink import Sink, Writes, open_sink
@@ -63,7 +63,7 @@ _CONTEXTS: dict[str, Context] = {}
 def context(cfg: BearConfig, lookups: Lookups, fp: str) -> Context:
     """This process's Context for a run (the model and sink are cheap but not free; a worker runs many jobs)."""
     memory.watch()
-    key = f"{fp}:{cfg.sink!r}"
+    key = f"{fp}:{cfg.run.end}:{cfg.sink!r}"  # the fingerprint leaves out run.end, which the model is built for
     if key not in _CONTEXTS:
         _CONTEXTS.clear()
         _CONTEXTS[key] = Context(cfg, Model.build(cfg), lookups, open_sink(cfg.sink), fp)
@@ -97,13 +97,13 @@ def chunk_rows(ctx: Context, work: ChunkWork, mess: bool = True,
     return out
 
 
-def dimension_rows(ctx: Context, final_spend_c: np.ndarray, mess: bool = True) -> dict[str, tuple[Rows, Ledger]]:
-    """Customers (as of the run's end) and the product catalog, messed (unless `mess=False`) with their ledgers."""
+def dimension_rows(ctx: Context, mess: bool = True) -> dict[str, tuple[Rows, Ledger]]:
+    """The product catalog and the customers who signed up before the run's start, messed (unless `mess=False`)
+    with their ledgers."""
     model, lk = ctx.model, ctx.lookups
-    key = np.arange(1, len(lk.customers) + 1, dtype=np.int64)
-    rows = Rows(customer_columns(model, lk, final_spend_c), lk.customers.signup_day.astype(np.int64) * DAY_S, key)
     pk = np.arange(1, len(lk.products) + 1, dtype=np.int64)
     prows = Rows(product_columns(lk.products), np.full(pk.size, model.start_day * DAY_S), pk)
+    rows = customer_rows(model, lk, model.cal_day0, model.start_day - 1)
     return {name: (r, apply_mess(model, name, r.cols, r.key, r.event_s) if mess else {})
             for name, r in (("customers", rows), ("product_catalog", prows))}
 
@@ -118,8 +118,20 @@ def write_manifests(ctx: Context, writes: Writes, stats: list[PartitionStat]) ->
     return manifests
 
 
+def _write_days(writes: Writes, ctx: Context, table: str, rows: Rows, ledger: Ledger, days: range,
+                seconds: dict[str, float] | None = None) -> list[PartitionStat]:
+    """A table's rows of `days` into their day partitions: every day for the daily tables (empty days included),
+    the days that have signups for customers."""
+    day = rows.event_s // DAY_S
+    codes = days if table in DAILY else np.unique(day).tolist()
+    names = {d: day_partition(d) for d in codes}
+    return write_partitions(writes, ctx.cfg.output, ctx.fingerprint, table, rows, ledger, day, names,
+                            {d: ingestion_seconds(d) for d in codes}, seconds)
+
+
 def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
-    """Generate, mess and write one chunk's partitions (every day of its window, empty days included).
+    """Generate, mess and write one chunk's partitions (every day of its window, empty days included, and the
+    signup days of its new customers).
 
     A chunk of more than `ray.batch_rows` rows goes in groups of days, so a worker's memory follows that, not
     the chunk's volume (a 30-day chunk of a run ten times the default would need several GB at once).
@@ -127,17 +139,14 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
     seconds = {"generate": 0.0, "mess": 0.0, "encode": 0.0, "write": 0.0}
     chunk = work.plan.chunk
     days = range(chunk.start_day, chunk.end_day + 1)
-    sweep_temporaries(ctx.sink, [partition_dir(t, day_partition(d)) for t in TRANSACTIONS for d in days])
+    sweep_temporaries(ctx.sink, [partition_dir(t, day_partition(d)) for t in (*DAILY, "customers") for d in days])
     stats: list[PartitionStat] = []
     with Writes(ctx.sink) as writes:
         for first, last in day_batches(work.plan, ctx.cfg.ray.batch_rows):
             part = work if (first, last) == (chunk.start_day, chunk.end_day) else day_window(work, first, last)
-            names = {d: day_partition(d) for d in range(first, last + 1)}
-            ingest = {d: ingestion_seconds(d) for d in names}
             for table, (rows, ledger) in chunk_rows(ctx, part, seconds=seconds).items():
-                stats += write_partitions(writes, ctx.cfg.output, ctx.fingerprint, table, rows, ledger,
-                                          rows.event_s // DAY_S, names, ingest, seconds)
-        stats.sort(key=lambda s: (TRANSACTIONS.index(s.table), s.partition))  # table by table, day by day
+                stats += _write_days(writes, ctx, table, rows, ledger, range(first, last + 1), seconds)
+        stats.sort(key=lambda s: (TABLES.index(s.table), s.partition))  # table by table, day by day
         w0 = time.perf_counter()
         manifests = write_manifests(ctx, writes, stats)
     w1 = time.perf_counter()
@@ -147,24 +156,20 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
     return JobResult(chunk.index, stats, manifests, seconds, *_where())
 
 
-def run_dimensions(ctx: Context, final_spend_c: np.ndarray) -> JobResult:
-    """Generate, mess and write customers (a partition per signup day) and the catalog (one per category)."""
+def run_dimensions(ctx: Context) -> JobResult:
+    """Generate, mess and write the catalog (one partition per category) and the customers who signed up before
+    the run's start (one per signup day); later signups go with the chunk they sign up in."""
     t0 = time.perf_counter()
-    dims = dimension_rows(ctx, final_spend_c)
+    dims = dimension_rows(ctx)
     (rows, ledger), (prows, pledger) = dims["customers"], dims["product_catalog"]
-    signup = rows.event_s // DAY_S
-    codes = np.unique(signup).tolist()
-    names = {c: day_partition(c) for c in codes}
-    ingest = {c: ingestion_seconds(c) for c in codes}
-    run_start_s = ctx.model.start_day * DAY_S
-    sweep_temporaries(ctx.sink, [partition_dir("customers", v) for v in names.values()]
+    signup_days = np.unique(rows.event_s // DAY_S).tolist()
+    sweep_temporaries(ctx.sink, [partition_dir("customers", day_partition(d)) for d in signup_days]
                       + [partition_dir("product_catalog", c) for c in CATEGORIES])
     with Writes(ctx.sink) as writes:
-        stats = write_partitions(writes, ctx.cfg.output, ctx.fingerprint, "customers", rows, ledger, signup, names,
-                                 ingest)
+        stats = _write_days(writes, ctx, "customers", rows, ledger, range(0))
         stats += write_partitions(writes, ctx.cfg.output, ctx.fingerprint, "product_catalog", prows, pledger,
                                   ctx.lookups.products.category.astype(np.int64), dict(enumerate(CATEGORIES)),
-                                  dict.fromkeys(range(len(CATEGORIES)), run_start_s))
+                                  dict.fromkeys(range(len(CATEGORIES)), ctx.model.start_day * DAY_S))
         manifests = write_manifests(ctx, writes, stats)
     ctx.sink.sync()
     return JobResult(-1, stats, manifests, {"dimensions": time.perf_counter() - t0}, *_where())
@@ -189,9 +194,10 @@ def shard_job(cfg: BearConfig, customers: Customers, products: Products, chunks:
     yield _where()
 
 
-def returns_job(plan: ChunkPlan, chunks: list[Chunk], *pieces: ShardPiece) -> ReturnsDue | tuple[ReturnsDue, ...]:
-    """The chunk's returns numbered, one value per chunk they are dated in (the value itself if one)."""
-    parts = number_returns(plan, chunks, list(pieces))
+def returns_job(plan: ChunkPlan, chunks: list[Chunk], *pieces: ShardPiece) -> DatedReturns | tuple[DatedReturns, ...]:
+    """The returns of the chunk's orders with their order IDs, one value per chunk they are dated in (the value
+    itself if one)."""
+    parts = date_returns(plan, chunks, list(pieces))
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
@@ -204,8 +210,8 @@ def chunk_job(cfg: BearConfig, lookups: Lookups, fp: str, plan: ChunkPlan, n_pie
     return run_chunk(context(cfg, lookups, fp), _work(plan, n_pieces, parts))
 
 
-def dimensions_job(cfg: BearConfig, lookups: Lookups, fp: str, *final_spend_c: np.ndarray) -> JobResult:
-    return run_dimensions(context(cfg, lookups, fp), np.concatenate(final_spend_c))
+def dimensions_job(cfg: BearConfig, lookups: Lookups, fp: str) -> JobResult:
+    return run_dimensions(context(cfg, lookups, fp))
 
 
 def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool, plan: ChunkPlan, n_pieces: int,
@@ -214,7 +220,6 @@ def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool, 
     return {n: (in_memory(n, r), led) for n, (r, led) in rows.items()}
 
 
-def dimensions_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool,
-                             *final_spend_c: np.ndarray) -> InMemory:
-    rows = dimension_rows(context(cfg, lookups, fp), np.concatenate(final_spend_c), mess)
+def dimensions_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool) -> InMemory:
+    rows = dimension_rows(context(cfg, lookups, fp), mess)
     return {n: (in_memory(n, r), led) for n, (r, led) in rows.items()}

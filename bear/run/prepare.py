@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from bear import __version__
 from bear.config.schema import BearConfig
-from bear.core.calendar import day_to_date
+from bear.core.calendar import day_number, day_to_date
 from bear.core.schemas import ID_FAMILIES
 from bear.gen.lookups import Customers, Lookups, Products, build_customers, build_lookups, build_products
 from bear.gen.model import Model
 from bear.gen.planner import ChunkPlan, plan_chunk
-from bear.gen.skeleton import make_chunks
+from bear.gen.skeleton import Chunk, make_chunks
 from bear.lake.state import content_config, fingerprint, plan_document
 from bear.run.errors import RunError
 from bear.run.executors import Executor, InProcessExecutor, failure
@@ -90,8 +91,7 @@ class Prepared:
     shard_peak_mb: tuple[float, float]  # the largest peak (RSS, private) memory of a process that ran a shard
     lookups: Any = None  # handle of the Lookups (None: plan only)
     pieces: list[list[Any]] = field(default_factory=list)  # per chunk, its shard pieces' handles (to do only)
-    dues: list[list[Any]] = field(default_factory=list)  # per chunk, handles of the numbered returns dated in it
-    final_spend: list[Any] = field(default_factory=list)  # per shard, handle of its spend at the run's end
+    dues: list[list[Any]] = field(default_factory=list)  # per chunk, handles of the returns dated in it
     seconds: dict[str, float] = field(default_factory=dict)
 
     def chunk_args(self, index: int) -> list[Any]:
@@ -102,14 +102,24 @@ class Prepared:
         return [len(pieces), *pieces, *dues]
 
 
-def prepare(setup: Setup, executor: Executor, committed: int = 0) -> Prepared:
-    """Plan the run on `executor`; unless `setup` is plan only, also everything chunks from index `committed` on
-    take."""
+def plan_chunks(cfg: BearConfig, model: Model, lake: dict[str, Any] | None, committed: int) -> list[Chunk]:
+    """The run's chunks: the first `committed` chunks of the lake's plan `lake` as they were, then chunks of
+    run.chunk_days from the day after them to run.end. A fresh run chunks from run.start; an extension keeps the
+    committed range and chunks the new days (no row depends on where chunks begin)."""
+    kept = [Chunk(i, day_number(c["start"]), day_number(c["end"])) for i, c in enumerate(lake["chunks"][:committed])
+            ] if lake is not None else []
+    first = kept[-1].end_day + 1 if kept else model.start_day
+    return kept + make_chunks(first, model.end_day, cfg.run.chunk_days, len(kept))
+
+
+def prepare(setup: Setup, executor: Executor, lake: dict[str, Any] | None = None, committed: int = 0) -> Prepared:
+    """Plan the run on `executor` (after the first `committed` chunks of the lake's plan `lake`, kept as they
+    are); unless `setup` is plan only, also everything chunks from index `committed` on take."""
     cfg, model, customers = setup.cfg, setup.model, setup.customers
     pieces = setup.lookups is not None
     t1 = time.perf_counter()
     shared = executor.share(customers), executor.share(setup.products)
-    chunks = make_chunks(model.start_day, model.end_day, cfg.run.chunk_days)
+    chunks = plan_chunks(cfg, model, lake, committed)
     shards = shard_count(cfg, len(customers), executor.workers)
     streams = [executor.stream(shard_job, cfg, *shared, chunks, lo, hi, pieces)
                for lo, hi in shard_bounds(model, customers, shards)]
@@ -127,17 +137,24 @@ def prepare(setup: Setup, executor: Executor, committed: int = 0) -> Prepared:
             plan = plan_chunk(chunk, next_id, executor.results(counts))
             plans.append(plan)
             if pieces and plan.due and plan.due[-1] >= committed:
-                numbered = executor.submit_many(returns_job, len(plan.due), plan, chunks, *shard_pieces)
-                for k, handle in zip(plan.due, numbered, strict=True):
+                dated = executor.submit_many(returns_job, len(plan.due), plan, chunks, *shard_pieces)
+                for k, handle in zip(plan.due, dated, strict=True):
                     if k >= committed:
                         dues[k].append(handle)
             chunk_pieces.append(shard_pieces if chunk.index >= committed else [])
-        final = [next(stream) for stream in streams]
         where = executor.results([next(stream) for stream in streams])
     except Exception as exc:
         raise RunError(f"planning (the skeleton pass over {shards} customer shards) failed: {failure(exc)}") from None
-    signup_days = [day_to_date(d).isoformat() for d in np.unique(customers.signup_day).tolist()]
-    plan_doc = plan_document(cfg, [p.record() for p in plans], signup_days)
+    records = [p.record() for p in plans]
+    for k in range(committed):
+        if records[k] != lake["chunks"][k]:
+            raise RunError(f"the lake's committed chunk {k} ({chunks[k].name}) was planned with other row counts or "
+                           f"ID blocks than this bear computes (lake written by generator "
+                           f"{lake.get('generator_version')}, this is {__version__}): extend it with the bear that "
+                           f"wrote it, or start over with run.restart=true", exit_code=2)
+    signup = customers.signup_day[customers.signup_day <= model.end_day]
+    plan_doc = plan_document(cfg, records, [day_to_date(d).isoformat() for d in np.unique(signup).tolist()],
+                             signup.size)
     t2 = time.perf_counter()
     nodes: dict[str, int] = {}
     for node, *_ in where:
@@ -145,10 +162,9 @@ def prepare(setup: Setup, executor: Executor, committed: int = 0) -> Prepared:
     peak = (max(w[1] for w in where), max(w[2] for w in where))
     lookups = executor.share(setup.lookups) if pieces else None
     return Prepared(cfg, model, customers, setup.products, plans, plan_doc, fingerprint(content_config(cfg)),
-                    shards, nodes, peak, lookups, chunk_pieces, dues, final if pieces else [],
-                    {"setup": setup.seconds, "plan": t2 - t1})
+                    shards, nodes, peak, lookups, chunk_pieces, dues, {"setup": setup.seconds, "plan": t2 - t1})
 
 
-def prepare_plan(cfg: BearConfig) -> Prepared:
+def prepare_plan(cfg: BearConfig, lake: dict[str, Any] | None = None, committed: int = 0) -> Prepared:
     """The plan alone, on this core: counts without pieces, no Ray (`bear plan`, the dry run)."""
-    return prepare(set_up(cfg, lookups=False), InProcessExecutor())
+    return prepare(set_up(cfg, lookups=False), InProcessExecutor(), lake, committed)

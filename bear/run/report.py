@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from bear.core.schemas import DIMENSIONS, TABLES, TRANSACTIONS
+from bear.core.schemas import DAILY, TABLES
 from bear.lake.layout import REPORT_HTML, REPORT_JSON, summary_name
 from bear.lake.parquet import PartitionStat
 from bear.lake.sink import Sink
@@ -41,7 +41,7 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
     """Aggregate every committed chunk's summary into the report document."""
     names = [summary_name(-1)] + [summary_name(c["index"]) for c in plan["chunks"]]
     tables = {t: {"rows": 0, "bytes": 0, "partitions": 0, "files": 0} for t in TABLES}
-    daily: dict[str, dict[str, int]] = {t: {} for t in TRANSACTIONS}
+    daily: dict[str, dict[str, int]] = {t: {} for t in DAILY}
     mess: dict[str, dict[str, dict[str, int]]] = {}
     largest = 0
     for name in names:
@@ -77,14 +77,14 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
         "staging": {"disk_bytes": 0, "largest_in_memory_file_bytes": largest},
         "daily_rows": {t: dict(sorted(d.items())) for t, d in daily.items()},
         "mess_counts": mess,
-        "range": {"start": plan["plan_config"]["run"]["start"], "end": plan["plan_config"]["run"]["end"]},
+        "range": {"start": plan["plan_config"]["run"]["start"], "end": plan["end"]},
         "mess_level": plan["plan_config"]["mess"]["level"],
     }
 
 
 def summary_table(report: dict[str, Any]) -> str:
     rows = [f"{'table':<16}{'rows':>14}{'partitions':>12}{'MiB':>10}{'B/row':>8}"]
-    for name in (*DIMENSIONS, *TRANSACTIONS):
+    for name in TABLES:
         t = report["tables"][name]
         rows.append(f"{name:<16}{t['rows']:>14,}{t['partitions']:>12,}{t['bytes'] / 2**20:>10.1f}"
                     f"{t['bytes'] / max(t['rows'], 1):>8.1f}")
@@ -169,7 +169,7 @@ def render_html(report: dict[str, Any]) -> str:
     mess = {f"{t}.{c} {k}": (n, report["tables"][t]["rows"]) for t, cols in report["mess_counts"].items()
             for c, kinds in cols.items() for k, n in kinds.items()}
     charts = "".join(f"<div>{_table_chart(t, report['daily_rows'][t], COLORS[i])}</div>"
-                     for i, t in enumerate(TRANSACTIONS))
+                     for i, t in enumerate(DAILY))
     table_rows = "".join(
         f"<tr><td>{t}</td><td>{v['rows']:,}</td><td>{v['partitions']:,}</td><td>{v['bytes']:,}</td></tr>"
         for t, v in report["tables"].items())

@@ -8,13 +8,14 @@ lines, all dated that day) runs in a task per day on a thread pool, which reads 
 release the GIL, so the tasks use every core. The driver walks the plan's chunk windows in
 order, one window ahead, and keeps the lake-wide state compact: the ID numbers of one window
 (blocks and gaps), the partition day of every cart and order by ID number (for lines that are
-not with their parent), customer and product keys, the lake's returns (a few per cent of its
-rows) and just the orders and order lines those returns refer to.
+not with their parent), customer and product keys, the lake's returns and customer_changes (a
+few per cent of its rows) and just the orders and order lines those refer to.
 
 This module is the driver: it reads the run state, lists the sink, checks coverage and walks the
 windows, handing each day to a pass and each finished window back to it. The passes are modules of
 their own, each with the state it keeps: `partition` (checks inside one partition), `dimensions`,
-`returns` and `sales` (the day tasks and what the lake-wide checks need of them), `mess_rates`.
+`returns`, `changes` and `sales` (the day tasks and what the lake-wide checks need of them),
+`mess_rates`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from bear.lake.layout import PLAN, STATE_DIR, expected_partitions
 from bear.lake.recovery import load_checkpoint, read_plan
 from bear.lake.sink import Sink, open_sink
 from bear.lake.state import StateDamaged, content_config, fingerprint
+from bear.verify.changes import ChangesPass
 from bear.verify.dimensions import dimension_partition, load_dimensions
 from bear.verify.findings import Report
 from bear.verify.mess_rates import mess_rates
+from bear.verify.read import concat
 from bear.verify.returns import ReturnsPass
 from bear.verify.sales import SalesPass
 from bear.verify.state import AuditState
@@ -75,17 +78,21 @@ class Audit:
         windows = [Window(day_number(c["start"]), day_number(c["end"]), c["first_ids"], c["ids"], c["rows"])
                    for c in plan["chunks"]]
         sales, returns = SalesPass(self.state, windows), ReturnsPass(self.state)
+        changes = ChangesPass(self.state, plan["plan_config"]["run"]["start"])
         self._list()
         expected = self._coverage(plan)
         dims = [self.pool.submit(dimension_partition, self.state, t, p) for t in DIMENSIONS for p in expected[t]
                 if (t, p) in self.state.listing]
-        load_dimensions(self.state, [f.result() for f in dims])
+        load_dimensions(self.state, [f.result() for f in dims], plan["customers"])
         self._walk(windows, returns.day, returns.window)
-        # the sales pass keeps the orders that returns refer to
+        self._walk(windows, changes.day, changes.window)
+        # the sales pass keeps the orders that returns and changes refer to
         sales.returned = returns.referred(sales.day_of["orders"].size)
+        sales.changed = changes.referred(sales.day_of["orders"].size)
         self._walk(windows, sales.day, sales.window)
         sales.resolve_away()
         returns.lake(windows, sales.returned_rows)
+        changes.lake(concat(sales.changed_orders, "orders"))
 
     def _walk(self, windows: list[Window], task: Callable[[int], DayResult],
               merge: Callable[[Window, list[DayResult]], None]) -> None:
@@ -119,6 +126,11 @@ class Audit:
             found.fail("run.state", "-", f"the lake was written by another config (fingerprint "
                        f"{str(plan.get('fingerprint'))[:12]}, this config {self.fp[:12]}); verify with the run's "
                        f"overrides")
+        elif plan["end"] != self.cfg.run.end:  # not in the fingerprint: a lake is extended by a later end
+            found.fail("run.state", "-", f"the lake holds this config through {plan['end']}, not run.end="
+                       f"{self.cfg.run.end}; verify with run.end={plan['end']}"
+                       + (f", or extend it first (bear with run.end={self.cfg.run.end})"
+                          if self.cfg.run.end > plan["end"] else ""))
         ck, rebuilt = load_checkpoint(self.sink, plan)
         if rebuilt:
             found.fail("run.state", "-", f"checkpoint: {rebuilt}; the next run writes it back")

@@ -7,7 +7,7 @@ few example keys instead of raising, so one run reports everything that is wrong
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +48,29 @@ def id_numbers(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
         return pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
 
 
-def _examples(values, mask: np.ndarray, k: int = 5) -> list:
+def id_set(cols: Iterable[pa.ChunkedArray | pa.Array], size: int) -> np.ndarray:
+    """By ID number below `size`: does one of `cols` hold that ID (a set of IDs as one bit per number, which
+    costs less than hashing the ID strings; whoever uses it compares the full strings afterwards)."""
+    nums = np.concatenate([id_numbers(c) for c in cols] or [np.array([], np.int64)])
+    members = np.zeros(size, dtype=bool)
+    members[nums[(nums >= 0) & (nums < size)]] = True
+    return members
+
+
+def plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as failure examples show it: times as text (to the second), which JSON can carry."""
+    if pa.types.is_timestamp(col.type):
+        return pc.strftime(pc.cast(col, pa.timestamp("s"), safe=False), format="%Y-%m-%d %H:%M:%S")
+    return pc.cast(col, pa.string()) if pa.types.is_date(col.type) else col
+
+
+def key_rows(table: pa.Table, k: int = 5) -> list[dict]:
+    """The first `k` rows as plain values (see `plain`), for failure examples."""
+    t = table.slice(0, k)
+    return pa.table([plain(c) for c in t.columns], names=t.column_names).to_pylist()
+
+
+def examples(values, mask: np.ndarray, k: int = 5) -> list:
     idx = np.flatnonzero(mask)[:k]
     return [values[int(i)].as_py() if hasattr(values, "type") else values[int(i)] for i in idx]
 
@@ -65,8 +87,8 @@ def unique_keys(name: str, table: pa.Table, keys: tuple[str, ...]) -> list[Failu
     counts = table.group_by(list(keys)).aggregate([([], "count_all")])
     dup = counts.filter(pc.greater(counts["count_all"], 1))
     if dup.num_rows:
-        return [Failure("keys.unique", name, f"{dup.num_rows} duplicated keys",
-                        dup.select(list(keys)).slice(0, 5).to_pylist(), dup.num_rows)]
+        return [Failure("keys.unique", name, f"{dup.num_rows} duplicated keys", key_rows(dup.select(list(keys))),
+                        dup.num_rows)]
     return []
 
 
@@ -81,16 +103,17 @@ def gap_free(name: str, col: str, ids: np.ndarray, first: int = 1) -> list[Failu
 
 
 def resolves(name: str, child: pa.Table, cols: list[str], parent: pa.Table, pcols: list[str]) -> list[Failure]:
-    """Every (cols) of child appears among (pcols) of parent."""
+    """Every (cols) of child appears among (pcols) of parent (a single nullable column: where it is not null)."""
     if child.num_rows == 0:
         return []
-    if len(cols) == 1:
-        missing = pc.invert(pc.is_in(child[cols[0]], value_set=parent[pcols[0]].combine_chunks()))
+    if len(cols) == 1:  # a null key (a nullable link) points at nothing and is not a failure
+        missing = pc.and_(pc.is_valid(child[cols[0]]),
+                          pc.invert(pc.is_in(child[cols[0]], value_set=parent[pcols[0]].combine_chunks())))
         mask = missing.to_numpy(zero_copy_only=False)
         if mask.any():
             return [Failure("integrity.foreign_key", name,
                             f"{int(mask.sum())} rows whose {cols[0]} is not in {pcols[0]}",
-                            _examples(child[cols[0]], mask), int(mask.sum()))]
+                            examples(child[cols[0]], mask), int(mask.sum()))]
         return []
     left = child.select(cols).rename_columns([f"k{i}" for i in range(len(cols))])
     right = parent.select(pcols).rename_columns([f"k{i}" for i in range(len(cols))])
@@ -182,7 +205,7 @@ def line_checks(t: dict[str, pa.Table]) -> list[Failure]:
             lonely = lonely.to_numpy(zero_copy_only=False)
             if lonely.any():
                 out.append(Failure("integrity.has_lines", name, f"{int(lonely.sum())} without any line",
-                                   _examples(parent[key], lonely), int(lonely.sum())))
+                                   examples(parent[key], lonely), int(lonely.sum())))
     return out
 
 
@@ -203,7 +226,7 @@ def _cart_order_times(t: dict[str, pa.Table]) -> list[Failure]:
     bad = (updated != np.iinfo(np.int64).min) & (updated < created)
     if bad.any():
         out.append(Failure("time.updated_after_created", "shopping_carts", f"{int(bad.sum())} carts",
-                           _examples(carts["cart_id"], bad), int(bad.sum())))
+                           examples(carts["cart_id"], bad), int(bad.sum())))
     if "customers" in t:
         cu = t["customers"]
         signup = pc.cast(pc.cast(cu["signup_date"], pa.timestamp("us")), pa.int64())
@@ -215,7 +238,7 @@ def _cart_order_times(t: dict[str, pa.Table]) -> list[Failure]:
         bad = created < su
         if bad.any():
             out.append(Failure("time.cart_after_signup", "shopping_carts", f"{int(bad.sum())} carts before signup",
-                               _examples(carts["cart_id"], bad), int(bad.sum())))
+                               examples(carts["cart_id"], bad), int(bad.sum())))
     cart_idx = index_of(orders["cart_id"], carts["cart_id"])
     od = ts_micros(orders["order_date"])
     ok = cart_idx >= 0
@@ -223,7 +246,7 @@ def _cart_order_times(t: dict[str, pa.Table]) -> list[Failure]:
     bad[ok] = od[ok] < created[cart_idx[ok]]
     if bad.any():
         out.append(Failure("time.order_after_cart", "orders", f"{int(bad.sum())} orders before their cart",
-                           _examples(orders["order_id"], bad), int(bad.sum())))
+                           examples(orders["order_id"], bad), int(bad.sum())))
     return out
 
 
@@ -238,7 +261,7 @@ def _return_times(t: dict[str, pa.Table]) -> list[Failure]:
     bad = ok & ((days < 1) | (days > 365))
     if bad.any():
         return [Failure("time.return_window", "returns", f"{int(bad.sum())} returns not 1-365 days after the order",
-                        _examples(rets["return_id"], bad), int(bad.sum()))]
+                        examples(rets["return_id"], bad), int(bad.sum()))]
     return []
 
 
@@ -251,7 +274,7 @@ def _cart_order_money(t: dict[str, pa.Table]) -> list[Failure]:
     bad = total != cents_of(carts["cart_total"])
     if bad.any():
         out.append(Failure("money.cart_total", "shopping_carts", f"{int(bad.sum())} carts whose total != sum of lines",
-                           _examples(carts["cart_id"], bad), int(bad.sum())))
+                           examples(carts["cart_id"], bad), int(bad.sum())))
     order_ids = orders["order_id"].combine_chunks()
     oline = id_numbers(oitems["quantity"]) * cents_of(oitems["unit_price"])
     gross = sum_by(oitems["order_id"], oline, order_ids)
@@ -263,7 +286,7 @@ def _cart_order_money(t: dict[str, pa.Table]) -> list[Failure]:
         ("money.net_total", n != g - d, "net_total != gross - discounts"),
     ):
         if bad.any():
-            out.append(Failure(check, "orders", f"{int(bad.sum())} orders: {what}", _examples(orders["order_id"], bad),
+            out.append(Failure(check, "orders", f"{int(bad.sum())} orders: {what}", examples(orders["order_id"], bad),
                                int(bad.sum())))
     return out
 
@@ -276,12 +299,12 @@ def _return_money(t: dict[str, pa.Table]) -> list[Failure]:
     bad = total != cents_of(rets["refunded_amount"])
     if bad.any():
         out.append(Failure("money.return_total", "returns", f"{int(bad.sum())} returns whose refund != sum of items",
-                           _examples(rets["return_id"], bad), int(bad.sum())))
+                           examples(rets["return_id"], bad), int(bad.sum())))
     refunds = sum_by(ritems["order_id"], item_refund, orders["order_id"].combine_chunks())
     bad = refunds > cents_of(orders["net_total"])
     if bad.any():
         out.append(Failure("money.refund_le_paid", "orders", f"{int(bad.sum())} orders refunded more than paid",
-                           _examples(orders["order_id"], bad), int(bad.sum())))
+                           examples(orders["order_id"], bad), int(bad.sum())))
     if ritems.num_rows:
         per_line = ritems.group_by(["order_id", "product_id"]).aggregate([("quantity_returned", "sum"),
                                                                           ([], "count_all")])

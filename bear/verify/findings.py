@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bear.verify.checks import RULES, Failure
+from bear.verify.history import HISTORY_RULES
 
 CHECKS: dict[str, tuple[str, str]] = {
     "run.state": ("runs", "plan present, written by this config, run complete"),
@@ -32,7 +33,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "integrity.has_lines": ("rows", "every order and return has a line"),
     "integrity.event_partition": ("rows", "every row in the partition of its event date"),
     "integrity.child_partition": ("rows", "every line in its parent's partition"),
-    **{name: ("rows", about) for name, (_, about) in RULES.items()},
+    **{name: ("rows", about) for name, (_, about) in (RULES | HISTORY_RULES).items()},
     "mess.counts": ("partitions", "manifest mess counts match the data (nulls, whitespace, spikes)"),
     "mess.rates": ("columns", "measured mess rates match the configured level"),
 }

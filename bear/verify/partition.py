@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from bear.core import text
 from bear.core.schemas import EVENT_COLUMN, PRIMARY_KEY
 from bear.lake.layout import day_partition
-from bear.verify.checks import DAY_US, Failure, ts_micros
+from bear.verify.checks import DAY_US, Failure, plain, ts_micros
 from bear.verify.findings import Findings
 from bear.verify.read import DAY, MARKERS, PartRead
 
@@ -150,11 +150,30 @@ def _rows_mentioning(table: str, t: pa.Table, values: list) -> np.ndarray | None
     return None
 
 
+def _rows_keyed(t: pa.Table, examples: list[dict]) -> np.ndarray | None:
+    """Rows of `t` that hold one of the example keys (dicts of columns, as `key_rows` writes them), to place a
+    failure exactly where one column alone (a customer with many changes) would name too many partitions."""
+    names = list(examples[0]) if examples else []
+    if not names or not all(n in t.column_names for n in names):
+        return None
+    rows = pa.table({**{n: plain(t[n]) for n in names}, "_row": np.arange(t.num_rows)})
+    try:
+        hit = rows.join(pa.Table.from_pylist(examples).select(names), keys=names, join_type="inner")["_row"]
+    except (pa.ArrowException, KeyError, TypeError, ValueError):  # examples of another shape: place by one column
+        return None
+    mask = np.zeros(t.num_rows, dtype=bool)
+    mask[hit.to_numpy()] = True
+    return mask if mask.any() else None
+
+
 def place(f: Failure, tables: dict[str, pa.Table], default: str) -> Failure:
     """Name the partitions of a lake-wide failure's example rows when they can be found, else `default`."""
     t = tables.get(f.table)
     values = [next(iter(e.values())) if isinstance(e, dict) else e for e in f.examples]
-    mask = _rows_mentioning(f.table, t, values) if t is not None and DAY in t.column_names else None
+    mask = None
+    if t is not None and DAY in t.column_names:
+        mask = _rows_keyed(t, [e for e in f.examples if isinstance(e, dict)])
+        mask = _rows_mentioning(f.table, t, values) if mask is None else mask
     f.partition = f.partition or (partitions_of(t[DAY].to_numpy(zero_copy_only=False)[mask]) if mask is not None
                                   else default)
     return f

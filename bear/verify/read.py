@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from bear.core.calendar import day_number
 from bear.core.schemas import (
     CASINGS,
+    DAILY,
     EVENT_ID_PREFIX,
     NULL_COLUMNS,
     PARTITION_KEY,
@@ -27,14 +28,13 @@ from bear.core.schemas import (
     STYLE_COLUMNS,
     TABLE_CODE,
     TABLES,
-    TRANSACTIONS,
 )
 from bear.lake.layout import MANIFEST, SUCCESS, ingestion_seconds
 from bear.lake.sink import Sink
 
 # Columns the checks need once a file is read (the mess columns are measured, then dropped).
 KEEP = {
-    "customers": ("customer_id", "is_guest", "signup_date"),
+    "customers": ("customer_id", "is_guest", "signup_date", "loyalty_tier", "initial_loyalty_tier", "clv_bucket"),
     "product_catalog": ("product_id",),
     "shopping_carts": ("cart_id", "customer_id", "created_at", "updated_at", "cart_total", "status"),
     "cart_items": ("cart_item_id", "cart_id", "product_id", "quantity", "unit_price"),
@@ -43,6 +43,7 @@ KEEP = {
     "order_items": ("order_id", "product_id", "quantity", "unit_price", "discount_amount"),
     "returns": ("return_id", "order_id", "customer_id", "return_date", "refunded_amount"),
     "return_items": ("return_item_id", "return_id", "order_id", "product_id", "quantity_returned", "refunded_amount"),
+    "customer_changes": ("customer_id", "valid_from", "loyalty_tier", "clv_bucket", "changed", "order_id"),
 }
 LINEAGE = ("batch_id", "source_file", "ingestion_ts", "event_id")
 READ = {t: tuple(dict.fromkeys(KEEP[t] + STYLE_COLUMNS.get(t, ()) + NULL_COLUMNS.get(t, ()) + LINEAGE
@@ -56,7 +57,7 @@ READ_SCHEMA = {
                   for f in SCHEMAS[t]])
     for t in TABLES
 }
-DAY = "_day"  # partition day number added to transactional rows, so checks and failures know their partition
+DAY = "_day"  # partition day number added to the daily tables' rows, so checks and failures know their partition
 MARKERS = (MANIFEST, SUCCESS)
 
 
@@ -91,17 +92,17 @@ class PartRead:
         return all(f.data is not None for f in self.files)
 
     def table_data(self) -> pa.Table:
-        """The kept columns of every readable file; transactional rows with their partition's day number."""
+        """The kept columns of every readable file; a daily table's rows with their partition's day number."""
         pieces = [f.data for f in self.files if f.data is not None]
         t = pa.concat_tables(pieces) if pieces else empty_table(self.table, with_day=False)
-        if self.table in TRANSACTIONS:
+        if self.table in DAILY:
             return t.append_column(DAY, pa.array(np.full(t.num_rows, partition_day(self.partition), np.int32)))
         return t
 
 
 def empty_table(table: str, with_day: bool = True) -> pa.Table:
     t = SCHEMAS[table].empty_table().select(list(KEEP[table]))
-    if with_day and table in TRANSACTIONS:
+    if with_day and table in DAILY:
         return t.append_column(DAY, pa.array([], pa.int32()))
     return t
 
@@ -179,7 +180,7 @@ def lineage_of(table: str, rel: str, t: pa.Table) -> tuple[list[str], list[str]]
     partition = rel.split("/")[1]
     if len(ingest) != 1:
         problems.append(f"{len(ingest)} different ingestion_ts values")
-    elif table in TRANSACTIONS and ingest[0] != ingestion_seconds(partition_day(partition)) * 1_000_000:
+    elif table in DAILY and ingest[0] != ingestion_seconds(partition_day(partition)) * 1_000_000:
         problems.append(f"ingestion_ts is not 02:00 after {partition.split('=', 1)[1]}")
     event = event_numbers(t["event_id"])
     if event is None:

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from bear.core.schemas import ID_COLUMNS, PLAN_FAMILY
 from bear.lake.layout import day_partition
-from bear.verify.checks import RETURN_RULES, id_numbers, index_of, line_checks, link_checks, return_rules
+from bear.verify.checks import RETURN_RULES, id_numbers, id_set, index_of, line_checks, link_checks, return_rules
 from bear.verify.findings import Findings
 from bear.verify.partition import event_partition, partitions_of, place, values_where
 from bear.verify.read import DAY, concat
@@ -45,14 +45,11 @@ class ReturnsPass:
 
     def referred(self, size: int) -> np.ndarray:
         """By order ID number (below `size`): do the lake's returns refer to the order."""
-        nums = np.concatenate([id_numbers(t["order_id"]) for name in RETURNS for t in self.returns[name]] or [[]])
-        nums = nums[(nums >= 0) & (nums < size)].astype(np.int64)
-        returned = np.zeros(size, dtype=bool)
-        returned[nums] = True
-        return returned
+        return id_set((t["order_id"] for name in RETURNS for t in self.returns[name]), size)
 
     def lake(self, windows: list[Window], returned_rows: dict[str, list[pa.Table]]) -> None:
-        """Returns against just the orders and lines they refer to: IDs lake-wide; links, lines with their
+        """Returns against just the orders and lines they refer to: IDs lake-wide, each from the block of the
+        window it is dated in (return IDs follow return time, like carts and orders); links, lines with their
         return and the rules batch by batch of orders (one plan chunk's block each), so the joins hold one
         chunk's returns at a time. A return line whose order_id disagrees with its return's lands in another
         batch than its return and fails to resolve, which it should."""
@@ -66,12 +63,14 @@ class ReturnsPass:
         order_firsts = np.array([w.first_ids["orders"] for w in windows])
         batch = {name: np.clip(np.searchsorted(order_firsts, id_numbers(table["order_id"]), side="right") - 1, 0,
                                len(windows) - 1) for name, table in t.items()}
-        for name in RETURNS:  # an ID comes from the block of its order's chunk
+        starts = np.array([w.start for w in windows])
+        for name in RETURNS:  # an ID comes from the block of the window its row is dated in (its partition's)
+            days = t[name][DAY].to_numpy(zero_copy_only=False)
+            dated = np.clip(np.searchsorted(starts, days, side="right") - 1, 0, len(windows) - 1)
             firsts = np.array([w.first_ids[PLAN_FAMILY[name]] for w in windows])
             counts = np.array([w.ids[PLAN_FAMILY[name]] for w in windows])
-            check_ids(found, name, id_numbers(t[name][ID_COLUMNS[name]]), t[name][DAY].to_numpy(zero_copy_only=False),
-                      firsts[batch[name]], firsts[batch[name]] + counts[batch[name]], 1, int(counts.sum()),
-                      "ingest_dt=*")
+            check_ids(found, name, id_numbers(t[name][ID_COLUMNS[name]]), days, firsts[dated],
+                      firsts[dated] + counts[dated], 1, int(counts.sum()), "ingest_dt=*")
         found.count("integrity.child_partition", t["return_items"].num_rows)
         found.count("integrity.foreign_key", t["returns"].num_rows + t["return_items"].num_rows)
         found.count("integrity.has_lines", t["returns"].num_rows)

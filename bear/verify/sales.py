@@ -3,7 +3,8 @@
 Every check that lives inside one day's sales partitions runs in a day task (`SalesPass.day`).
 The driver merges a window's days (`SalesPass.window`): its IDs against the plan's blocks, the
 partition day of every cart and order by ID number, the rows whose parent was not in their day,
-and the orders and lines that the lake's returns refer to (for the returns pass at the end).
+and the orders and lines that the lake's returns refer to and the orders that customer_changes
+name (for the returns and changes passes at the end).
 After the last window, `resolve_away` decides for each set-aside row whether its parent is
 elsewhere (a misplaced line) or nowhere (a broken key).
 """
@@ -15,6 +16,7 @@ import pyarrow as pa
 
 from bear.core.schemas import DIMENSIONS, ID_COLUMNS, PLAN_FAMILY, PRIMARY_KEY
 from bear.lake.layout import day_partition
+from bear.verify.changes import ORDER_COLUMNS
 from bear.verify.checks import (
     SALES_RULES,
     id_numbers,
@@ -48,6 +50,8 @@ class SalesPass:
         self.away: list[tuple[str, str, str, pa.Table]] = []
         self.returned = np.zeros(1, dtype=bool)  # by order ID number: do the lake's returns refer to it
         self.returned_rows: dict[str, list[pa.Table]] = {"orders": [], "order_items": []}
+        self.changed = np.zeros(1, dtype=bool)  # by order ID number: does customer_changes name it
+        self.changed_orders: list[pa.Table] = []
 
     # ---- day tasks (threads) --------------------------------------------------------------------------------
 
@@ -77,8 +81,9 @@ class SalesPass:
         for f in link_checks(full, SALES, DIMENSIONS) + line_checks(t) + sales_rules(full):
             found.add(f, part)
         self._spikes(t, reads["orders"], found, part)
-        res.returned = [self._returned(t["orders"]).select(["order_id", "order_date", "net_total", DAY]),
-                        self._returned(t["order_items"]).select(["order_id", "product_id", "quantity", DAY])]
+        res.returned = [order_rows(t["orders"], self.returned).select(["order_id", "order_date", "net_total", DAY]),
+                        order_rows(t["order_items"], self.returned).select(["order_id", "product_id", "quantity", DAY])]
+        res.changed = order_rows(t["orders"], self.changed).select([*ORDER_COLUMNS, DAY])
         return res
 
     def _order_lines_unique(self, lines: pa.Table, found: Findings, part: str) -> None:
@@ -110,16 +115,6 @@ class SalesPass:
                 found.fail("mess.counts", "orders", f"total_items.spike: manifest {recorded}, data "
                            f"{int(spiked.sum())}", partition=part)
 
-    def _returned(self, t: pa.Table) -> pa.Table:
-        """Rows of `t` (orders or their lines) whose order the lake's returns refer to, picked by ID number (a
-        hash set of every returned order ID per day would cost more than the day); the return checks compare
-        the full ID strings."""
-        nums = id_numbers(t["order_id"])
-        ok = (nums >= 0) & (nums < self.returned.size)
-        mask = np.zeros(nums.size, dtype=bool)
-        mask[ok] = self.returned[nums[ok]]
-        return t.filter(pa.array(mask))
-
     # ---- windows and the lake (driver) ----------------------------------------------------------------------
 
     def window(self, w: Window, results: list[DayResult]) -> None:
@@ -130,6 +125,7 @@ class SalesPass:
             self.away += r.away
             for name, rows in zip(("orders", "order_items"), r.returned, strict=True):
                 self.returned_rows[name].append(rows)
+            self.changed_orders.append(r.changed)
         for name in ("shopping_carts", "cart_items", "orders"):
             ids = np.concatenate([r.ids[name] for r in results]) if results else np.array([], np.int64)
             days = np.concatenate([np.full(r.ids[name].size, r.day) for r in results]) if results else ids
@@ -160,3 +156,14 @@ class SalesPass:
                 self.state.found.fail("integrity.child_partition", child, f"{int(elsewhere.sum())} lines outside "
                                       f"their {key}'s partition", values_where(rows[PRIMARY_KEY[child][0]], elsewhere),
                                       int(elsewhere.sum()), partitions_of(where[elsewhere]))
+
+
+def order_rows(t: pa.Table, orders: np.ndarray) -> pa.Table:
+    """Rows of `t` (orders or their lines) whose order is in `orders` (a set by ID number, see `id_set`): a hash
+    set of every such order ID per day would cost more than the day; the checks that use them compare the full
+    ID strings."""
+    nums = id_numbers(t["order_id"])
+    ok = (nums >= 0) & (nums < orders.size)
+    mask = np.zeros(nums.size, dtype=bool)
+    mask[ok] = orders[nums[ok]]
+    return t.filter(pa.array(mask))

@@ -21,6 +21,8 @@ from bear.verify.findings import Findings
 from bear.verify.partition import check_partition
 from bear.verify.read import PartRead, empty_table, read_partition
 
+CUSTOMER_COLUMNS = ("customer_id", "signup_date", "initial_loyalty_tier")  # what the passes resolve customers for
+
 
 @dataclass
 class AuditState:
@@ -31,8 +33,7 @@ class AuditState:
     fp: str  # the config's content fingerprint, which every manifest must carry
     found: Findings = field(default_factory=Findings)
     listing: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # (table, partition): file names
-    customers: pa.Table = field(default_factory=lambda: empty_table("customers").select(["customer_id",
-                                                                                          "signup_date"]))
+    customers: pa.Table = field(default_factory=lambda: empty_table("customers").select(list(CUSTOMER_COLUMNS)))
     customer_row: np.ndarray = field(default_factory=lambda: np.full(1, -1, dtype=np.int64))  # row by ID number
     products: pa.Table = field(default_factory=lambda: empty_table("product_catalog"))
 

@@ -49,6 +49,7 @@ class DayResult:
     ids: dict[str, np.ndarray] = field(default_factory=dict)  # ID numbers per table
     away: list[tuple[str, str, str, pa.Table]] = field(default_factory=list)  # rows whose parent is not here
     returned: list[pa.Table] = field(default_factory=list)  # the day's orders and lines that returns refer to
+    changed: pa.Table | None = None  # the day's orders that customer_changes name
 
 
 def planned_rows(found: Findings, w: Window, results: list[DayResult], tables: tuple[str, ...]) -> None:
