@@ -160,3 +160,42 @@ def test_an_extension_killed_at_any_point_then_rerun_equals_the_fresh_run(fresh,
     res = run_bear(*args, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert_same_local_lake(lake, fresh)
+
+
+@pytest.mark.slow
+def test_an_extension_stopped_on_its_way_can_end_earlier_but_not_before_what_is_committed(fresh, tmp_path):
+    """A run killed on its way to a (say, mistyped) later end: a rerun may end anywhere from the committed end on,
+    and bear deletes what the killed run wrote after it; an end before the committed one is refused."""
+    lake = tmp_path / "lake"
+    _build(lake, "2020-02-07")
+    args = [*SMOKE, f"sink.root={lake}", SHORT_LEASE]
+    env = {"BEAR_TEST_KILL_PARTITION": "orders/ingest_dt=2020-02-20"}  # 02-08..17 committed, 02-18..27 not
+    res = run_bear(*args, f"run.end={END}", "hooks.post_export=[kill_hooks:kill_at_partition]", cwd=tmp_path,
+                   env=env)
+    assert res.returncode == -signal.SIGKILL
+    await_lease_expiry(lake)
+    res = run_bear(*args, "run.end=2020-02-16", cwd=tmp_path)
+    assert res.returncode == 2 and "holds this config through 2020-02-17" in res.stderr
+    res = run_bear(*args, "run.end=2020-02-19", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert not [p for p in lake.rglob("*") if p.is_file() and p.parent.name.startswith(("ingest_dt=", "signup_date="))
+                and p.parent.name.split("=")[1] > "2020-02-19"], "files of the abandoned end outlived the rerun"
+    cfg = compose_cfg(*SMOKE[1:], f"sink.root={lake}", "run.end=2020-02-19")
+    report = verify_lake(open_sink(cfg.sink), cfg)
+    assert report.ok, report.render()
+    _build(lake, END)
+    assert_same_local_lake(lake, fresh)
+
+
+@pytest.mark.slow
+def test_a_damaged_plan_of_an_extended_lake_is_recomputed_but_never_to_an_earlier_end(fresh, tmp_path):
+    """The plan's record of how an extended lake was chunked is lost: the rerun redoes what the lake cannot prove
+    (same bytes) and finishes identical; an end before the lake's committed partitions is refused."""
+    lake = tmp_path / "lake"
+    _build(lake, "2020-02-03", "2020-02-15", chunk_days=4)
+    plan = lake / "_bear" / "plan.json"
+    plan.write_text(plan.read_text()[:200])
+    res = run_bear(*SMOKE, f"sink.root={lake}", "run.end=2020-02-03", "run.chunk_days=4", cwd=tmp_path)
+    assert res.returncode == 2 and "committed partitions after run.end=2020-02-03" in res.stderr, res.stderr
+    _build(lake, END, chunk_days=4)
+    assert_same_local_lake(lake, fresh)

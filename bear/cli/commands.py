@@ -14,7 +14,7 @@ from bear.lake.layout import REPORT_HTML, expected_partitions
 from bear.lake.lease import describe, read_lease
 from bear.lake.recovery import load_checkpoint, read_plan
 from bear.lake.sink import Sink, open_sink
-from bear.lake.state import StateDamaged, config_change, is_complete, other_config
+from bear.lake.state import StateDamaged, config_change, is_complete, other_config, shortening
 from bear.run.report import summary_table
 
 log = logging.getLogger("bear")
@@ -57,15 +57,22 @@ def same_config_lake(cfg: BearConfig) -> tuple[Sink, dict | None]:
 
 
 def cmd_plan(cfg: BearConfig) -> int:
+    from bear.run.errors import RunError
     from bear.run.prepare import prepare_plan
 
+    lake, committed = None, 0
     try:
-        same_config_lake(cfg)
+        sink, lake = same_config_lake(cfg)
+        if lake is not None:  # the lake's committed chunks stay as they are; a run plans the days after them
+            ck = load_checkpoint(sink, lake)[0]
+            if refusal := shortening(sink.display, ck, cfg.run.end):
+                raise RunError(refusal, exit_code=2)
+            committed = ck["committed_chunks"]
     except SinkAuthError:  # a plan needs no credentials: without them there is no lake to compare with
         log.debug("plan: the lake is not readable without credentials; not compared")
     except StateDamaged as exc:  # nothing to compare with; bear status says what to do
         log.debug("plan: %s; not compared", exc)
-    p = prepare_plan(cfg)
+    p = prepare_plan(cfg, lake, committed)
     sink = open_sink(cfg.sink)
     parts = {t: len(names) for t, names in expected_partitions(p.plan).items()}
     if cfg.json:

@@ -171,7 +171,7 @@ CHANGES = ("customer_changes",)  # append-only history of customer attributes (S
 DAILY = (*TRANSACTIONS, *CHANGES)  # tables with a partition per day of the run, empty days included
 TABLE_CODE = {t: i + 1 for i, t in enumerate(TABLES)}
 PARTITION_KEY = {t: "ingest_dt" for t in DAILY} | {"customers": "signup_date", "product_catalog": "category"}
-# What a row's partition date is, per transactional table (children sit with their parent).
+# What a row's partition date is, per daily table (children sit with their parent).
 EVENT_COLUMN = {
     "shopping_carts": "created_at", "cart_items": None, "orders": "order_date", "order_items": None,
     "returns": "return_date", "return_items": None, "customer_changes": "valid_from",
@@ -251,7 +251,7 @@ LINKS = (
 HAS_LINES = (("orders", "order_items", "order_id"), ("returns", "return_items", "return_id"))
 ID_COLUMNS = {"shopping_carts": "cart_id", "cart_items": "cart_item_id", "orders": "order_id",
               "returns": "return_id", "return_items": "return_item_id"}
-# The plan's row family of each transactional table (its row counts and ID blocks): named like the table but carts.
+# The plan's row family of each daily table (row counts; ID blocks where it has IDs): named like the table but carts.
 PLAN_FAMILY = {t: t for t in DAILY} | {"shopping_carts": "carts"}
 ID_FAMILIES = ("carts", "cart_items", "orders", "returns", "return_items")  # ID blocks the planner reserves per chunk
 PADDING = ((1, 1), (1, 2), (2, 1), (2, 2))  # whitespace mess: spaces before and after the value

@@ -33,7 +33,7 @@ from bear.gen.rng import Keyed, cumulative
 GUEST_TIER = SEGMENT_TIERS.index("Guest")
 NO_TIER = SEGMENT_TIERS.index("None")
 N_TIERS = len(SEGMENT_TIERS)
-HORIZON_DAYS = 400  # calendar past the run's end: more than the longest return delay
+HORIZON_DAYS = 400  # calendar past the run's end (a margin: only round trips near the end read past it)
 
 
 def _seg_table(per_channel: dict, dtype=np.float64) -> np.ndarray:
@@ -62,8 +62,8 @@ class Model:
         start, end = day_number(cfg.run.start), day_number(cfg.run.end)
         s0, s1 = day_number(g.customer.signup_start), day_number(g.customer.signup_end)
         day0 = min(start, s0)
-        # The calendar runs on past the end, so whatever is computed about a day up to the end (a guest's first
-        # cart, a return's date) comes out the same when the same lake is later extended.
+        # The calendar runs on past the end, so what is read off it about a day up to the end (a guest's first cart,
+        # its signup day) comes out the same when the same lake is later extended.
         days = np.arange(day0, end + HORIZON_DAYS + 1)
         months = (days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12) + 1
         season = np.ones(13)

@@ -80,6 +80,16 @@ def bear_files(rels: list[str]) -> list[str]:
     return [r for r in rels if _OWN.match(r) and not is_lease(r)]
 
 
+DAY_KEYS = ("ingest_dt", "signup_date")  # partition keys whose values are days
+
+
+def dated_after(rels: list[str], day: str) -> list[str]:
+    """Of these files (relative paths), the ones in a day partition (`ingest_dt=`, `signup_date=`) after `day`."""
+    split = [(rel, rel.split("/")) for rel in rels]
+    return [rel for rel, parts in split if len(parts) == 3 and parts[1].split("=", 1)[0] in DAY_KEYS
+            and PARTITION_KEY.get(parts[0]) == parts[1].split("=", 1)[0] and parts[1].split("=", 1)[1] > day]
+
+
 def job_partitions(plan: dict, index: int) -> list[str]:
     """The partition folders (`orders/ingest_dt=2020-01-05`) one job of a plan commits: index -1 the dimension
     tables' first ones (the catalog one per category, customers one per signup day before the run's start), else

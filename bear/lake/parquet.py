@@ -21,7 +21,7 @@ from bear.config.schema import OutputConfig
 from bear.core import text
 from bear.core.calendar import timestamps
 from bear.core.rows import Ledger, Rows
-from bear.core.schemas import EVENT_ID_PREFIX, PARTITION_KEY, SCHEMAS, TABLE_CODE, dictionary_columns
+from bear.core.schemas import CHANGES, EVENT_ID_PREFIX, PARTITION_KEY, SCHEMAS, TABLE_CODE, dictionary_columns
 from bear.lake.layout import DATA_FILE, partition_name
 from bear.lake.sink import Writes
 
@@ -110,8 +110,11 @@ def encode(table: pa.Table, out: OutputConfig, name: str) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _id_numbers(table: str, key: np.ndarray) -> np.ndarray:
-    """The ID each row's key stands for (an order line's key is order_id * 256 + line)."""
+def _id_numbers(table: str, key: np.ndarray) -> np.ndarray | None:
+    """The ID each row's key stands for (an order line's key is order_id * 256 + line); None for a table whose
+    rows have no ID of their own (customer_changes: its keys only make event IDs unique)."""
+    if table in CHANGES:
+        return None
     return key >> 8 if table == "order_items" else key
 
 
@@ -157,7 +160,7 @@ def write_partitions(
     event_id = text.hexadecimal(EVENT_ID_PREFIX, (np.int64(TABLE_CODE[table]) << 52) | key)
     ingest = timestamps(np.repeat(np.fromiter((ingest_s[c] for c in part_names), np.int64, len(part_names)), hi - lo))
     key_name = PARTITION_KEY[table]
-    # Rows that do not carry their partition column (the transactional tables) get it from their partition's day.
+    # Rows that do not carry their partition column (the daily tables) get it from their partition's day.
     added = {} if key_name in data_cols else {key_name: pa.array(np.repeat(wanted, hi - lo).astype(np.int32)).cast(
         pa.date32())}
     mess_counts = {col: {kind: np.concatenate([[0], np.cumsum(ordered(mask))]) for kind, mask in kinds.items()}
@@ -173,7 +176,7 @@ def write_partitions(
         stat = PartitionStat(table, partition_name(table, value))
         if b > a:
             stat.min_event_s, stat.max_event_s = int(event_s[a:b].min()), int(event_s[a:b].max())
-            stat.id_range = [int(ids[a:b].min()), int(ids[a:b].max())]
+            stat.id_range = None if ids is None else [int(ids[a:b].min()), int(ids[a:b].max())]
             stat.mess = {col: {kind: int(cs[b] - cs[a]) for kind, cs in kinds.items()}
                          for col, kinds in mess_counts.items()}
         starts = list(range(a, b, per_file))

@@ -56,13 +56,22 @@ def rebuild_checkpoint(sink: Sink, plan: dict[str, Any]) -> dict[str, Any]:
     return ck
 
 
+def _fits(ck: dict[str, Any], plan: dict[str, Any]) -> bool:
+    """The checkpoint's committed chunks are chunks of `plan`: as many or fewer, ending where its last one ends. A
+    lake's chunking is not in the fingerprint (an extension chunks its new days after the committed ones), so a
+    plan recomputed from the config may cut the history differently from the checkpoint's."""
+    done = ck["committed_chunks"]
+    return done <= len(plan["chunks"]) and ck["last_committed_date"] == (plan["chunks"][done - 1]["end"] if done
+                                                                          else None)
+
+
 def load_checkpoint(sink: Sink, plan: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The checkpoint of `plan`'s run, checked, and a warning line when it had to be rebuilt from the lake
     (damaged, of another plan, or missing while markers exist). Nothing is written here."""
     try:
         ck = read_state(sink, CHECKPOINT, "checkpoint")
-        problem = None if ck is None or ck["plan_fingerprint"] == plan["plan_fingerprint"] else \
-            f"{CHECKPOINT} belongs to another plan"
+        problem = None if ck is None or (ck["plan_fingerprint"] == plan["plan_fingerprint"] and _fits(ck, plan)) \
+            else f"{CHECKPOINT} belongs to another plan"
     except StateDamaged as exc:
         ck, problem = None, str(exc)
     if ck is not None and problem is None:

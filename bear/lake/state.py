@@ -108,12 +108,14 @@ def is_complete(plan: dict[str, Any] | None, ck: dict[str, Any] | None) -> bool:
     return bool(plan and ck and ck["dimensions_committed"] and ck["committed_chunks"] == len(plan["chunks"]))
 
 
-def shortening(display: str, plan: dict[str, Any], end: str) -> str | None:
-    """The one line for a run.end before the end the lake is planned to (exit 2), else None."""
-    if end >= plan["end"]:
+def shortening(display: str, ck: dict[str, Any], end: str) -> str | None:
+    """The one line for a run.end before the last day the lake has committed (exit 2), else None. An end before
+    the plan's but not before what is committed (a run stopped on its way to a mistyped end) is a new plan."""
+    committed = ck["last_committed_date"]
+    if committed is None or end >= committed:
         return None
-    return (f"{display} holds this config through {plan['end']}; run.end={end} is earlier: bear extends a lake "
-            f"but never cuts it back. Use run.end={plan['end']} or later, add run.restart=true to delete that "
+    return (f"{display} holds this config through {committed}; run.end={end} is earlier: bear extends a lake "
+            f"but never cuts it back. Use run.end={committed} or later, add run.restart=true to delete that "
             f"lake and start over (bear run only), or pick another sink location.")
 
 

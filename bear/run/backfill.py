@@ -15,7 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bear.config.schema import BearConfig
-from bear.lake.layout import CHECKPOINT, CHUNKS_DIR, HOOKS_DIR, PLAN, REPORT_JSON, STATE_DIR, bear_files, is_lease
+from bear.lake.layout import (
+    CHECKPOINT,
+    CHUNKS_DIR,
+    HOOKS_DIR,
+    PLAN,
+    REPORT_JSON,
+    STATE_DIR,
+    SUCCESS,
+    bear_files,
+    dated_after,
+    is_lease,
+)
 from bear.lake.lease import Lease
 from bear.lake.recovery import load_checkpoint, plan_recoverable, read_plan
 from bear.lake.sink import Sink, open_sink
@@ -54,10 +65,14 @@ def preflight(sink: Sink, cfg: BearConfig) -> tuple[dict[str, Any] | None, State
         old = read_plan(sink)
         change = config_change(old, cfg) if old is not None else None
         refusal = other_config(sink.display, change) if change else \
-            shortening(sink.display, old, cfg.run.end) if old is not None else None
+            shortening(sink.display, load_checkpoint(sink, old)[0], cfg.run.end) if old is not None else None
     except StateDamaged as exc:
         damage = exc
-        if not plan_recoverable(sink, fingerprint(content_config(cfg)), fingerprint(plan_config(cfg))):
+        later = dated_after([r for r in sink.find("") if r.endswith(f"/{SUCCESS}")], cfg.run.end)
+        if later:  # the plan's end is lost, but the markers say how far the lake is committed
+            refusal = (f"{sink.display}: {exc}, and the lake holds committed partitions after run.end={cfg.run.end} "
+                       f"(e.g. {later[-1].rsplit('/', 1)[0]}): rerun with run.end at or after the lake's last day")
+        elif not plan_recoverable(sink, fingerprint(content_config(cfg)), fingerprint(plan_config(cfg))):
             refusal = (f"{sink.display}: {exc}, and the lake's manifests or checkpoint were written by another "
                        f"config, so it cannot be recomputed from this one: rerun with the lake's original settings, "
                        f"add run.restart=true to delete that lake and start over, or pick another sink location")
@@ -151,6 +166,11 @@ def backfill(cfg: BearConfig) -> dict:
 
 def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: float) -> dict:
     old, damage = preflight(sink, cfg)
+    if old is not None and cfg.run.end < old["end"]:  # not before what is committed (preflight): a new plan
+        beyond = dated_after(bear_files(sink.find("")), cfg.run.end)
+        log.warning("run.end=%s is before the end %s this lake was planned to: deleting %d files of its uncommitted "
+                    "chunks dated after %s", cfg.run.end, old["end"], len(beyond), cfg.run.end)
+        sink.delete(beyond)
     ck = _checkpoint(sink, old) if old is not None else None
     if is_complete(old, ck) and old["end"] == cfg.run.end:
         return {**_report_of(sink), "nothing_to_do": True, "lake": sink.display, "end": cfg.run.end}
@@ -174,6 +194,7 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
             if old is not None:
                 log.info("extending %s from %s to %s", sink.display, old["end"], cfg.run.end)
             ck = _checkpoint(sink, p.plan) if ck is None else ck
+            ck["total_chunks"] = len(p.plans)
         committer = Committer(sink, p.plan, ck, hooks, lease)
         total_rows = sum(p.plan["totals"].values()) + p.plan["customers"] + cfg.generator.products
         log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.plans),

@@ -72,6 +72,8 @@ def dry_run(cfg: BearConfig, sink: Sink) -> dict[str, Any]:
     except StateDamaged as exc:
         old, damage = None, exc
     change = config_change(old, cfg) if old is not None else None
+    ck = load_checkpoint(sink, old)[0] if old is not None and not change else None
+    shorter = shortening(sink.display, ck, cfg.run.end) if ck is not None else None
     if damage is not None:
         state = (f"{damage}: a real run would recompute it if the lake's manifests were written by this config, "
                  f"and redo what its checkpoint cannot prove; listed as if nothing were committed")
@@ -79,11 +81,10 @@ def dry_run(cfg: BearConfig, sink: Sink) -> dict[str, Any]:
         state = "it is not empty and holds no bear run: a real run would refuse (run.restart=true would empty it)"
     elif old is None:
         state = "no bear run there yet: the whole lake would be written"
-    elif change or shortening(sink.display, old, cfg.run.end):
-        state = (f"it holds a run of a different config or a later end ({change or 'end ' + old['end']}): a real "
-                 f"run would refuse (run.restart=true would delete that lake and write this one)")
+    elif change or shorter:
+        state = (f"{'it holds a run of a different config (' + change + ')' if change else shorter}: a real run "
+                 f"would refuse (run.restart=true would delete that lake and write this one)")
     else:
-        ck = load_checkpoint(sink, old)[0]
         done, dims, lake = ck["committed_chunks"], ck["dimensions_committed"], old
         total = len(old["chunks"])
         state = (f"it holds this run through {old['end']}, " + ("complete" if done == total and dims else

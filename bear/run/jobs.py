@@ -85,7 +85,7 @@ def _where() -> tuple[str, float, float]:
 
 def chunk_rows(ctx: Context, work: ChunkWork, mess: bool = True,
                seconds: dict[str, float] | None = None) -> dict[str, tuple[Rows, Ledger]]:
-    """A chunk's rows per transactional table, messed (unless `mess=False`) with their ledgers."""
+    """A chunk's rows per table (daily tables, new customers), messed (unless `mess=False`) with their ledgers."""
     t0 = time.perf_counter()
     tables = chunk_tables(ctx.model, ctx.lookups, work)
     t1 = time.perf_counter()

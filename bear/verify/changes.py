@@ -25,7 +25,7 @@ from bear.verify.state import AuditState
 from bear.verify.window import DayResult, Window, planned_rows
 
 TABLE = CHANGES[0]
-ORDER_COLUMNS = ("order_id", "customer_id", "order_date")  # what the rules need of the orders changes name
+ORDER_COLUMNS = ("order_id", "customer_id", "order_date", "clv_bucket")  # what the rules need of the named orders
 
 
 class ChangesPass:

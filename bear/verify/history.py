@@ -14,7 +14,8 @@ from bear.core.vocab import CHANGED, CLV_BUCKETS, EARNED_TIERS
 from bear.verify.checks import Failure, examples, index_of, key_rows, ts_micros
 
 CHANGE_RULES = {
-    "integrity.change_order": ("customer_changes", "a change's order is its customer's, placed at valid_from"),
+    "integrity.change_order": ("customer_changes", "a change's order is its customer's, placed at valid_from, "
+                                                   "with the change's CLV bucket"),
     "time.opening_at_start": ("customer_changes", "a change without an order is at the run's start, 00:00"),
     "time.change_after_signup": ("customer_changes", "no change before its customer's signup"),
     "history.never_down": ("customer_changes", "per customer, loyalty tier and CLV bucket never go down (no tier "
@@ -60,12 +61,17 @@ def _change_orders(t: dict[str, pa.Table]) -> list[Failure]:
     other = ~pc.fill_null(pc.equal(ch["customer_id"].take(pa.array(rows)), o["customer_id"]), False).to_numpy(
         zero_copy_only=False)
     when = ts_micros(ch["valid_from"])[rows] != ts_micros(o["order_date"])
+    # the order's CLV bucket is the one its spend earned, which the change says (the order's carries mess)
+    bucket = ~pc.fill_null(pc.equal(pc.utf8_lower(ch["clv_bucket"].take(pa.array(rows))),
+                                    pc.utf8_lower(pc.utf8_trim_whitespace(o["clv_bucket"]))), False).to_numpy(
+        zero_copy_only=False)
     bad = np.zeros(ch.num_rows, dtype=bool)
-    bad[rows] = other | when
+    bad[rows] = other | when | bucket
     if bad.any():
         return [Failure("integrity.change_order", "customer_changes", f"{int(bad.sum())} changes whose order is "
-                        f"another customer's ({int(other.sum())}) or not placed at valid_from ({int(when.sum())})",
-                        examples(ch["order_id"], bad), int(bad.sum()))]
+                        f"another customer's ({int(other.sum())}), not placed at valid_from ({int(when.sum())}) or "
+                        f"of another CLV bucket ({int(bucket.sum())})", examples(ch["order_id"], bad),
+                        int(bad.sum()))]
     return []
 
 

@@ -39,7 +39,7 @@ KEEP = {
     "shopping_carts": ("cart_id", "customer_id", "created_at", "updated_at", "cart_total", "status"),
     "cart_items": ("cart_item_id", "cart_id", "product_id", "quantity", "unit_price"),
     "orders": ("order_id", "customer_id", "cart_id", "total_items", "order_date", "gross_total", "net_total",
-               "total_discount_amount"),
+               "total_discount_amount", "clv_bucket"),
     "order_items": ("order_id", "product_id", "quantity", "unit_price", "discount_amount"),
     "returns": ("return_id", "order_id", "customer_id", "return_date", "refunded_amount"),
     "return_items": ("return_item_id", "return_id", "order_id", "product_id", "quantity_returned", "refunded_amount"),
