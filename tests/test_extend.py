@@ -63,6 +63,8 @@ def test_an_extended_lake_equals_a_fresh_run_and_never_touches_what_was_committe
     status = run_bear("status", *SMOKE, f"sink.root={lake}", f"run.end={END}", cwd=tmp_path)
     assert "committed 2020-01-01 .. 2020-02-07 of the planned 2020-01-01 .. 2020-02-07" in status.stdout
     assert f"run.end={END}: bear would extend the lake" in status.stdout
+    planned = run_bear("plan", "--json", *SMOKE, f"sink.root={lake}", f"run.end={END}", cwd=tmp_path)
+    assert [c["end"] for c in json.loads(planned.stdout)["chunks"]][3:6] == ["2020-02-07", "2020-02-17", "2020-02-27"]
 
     dry = backfill(compose_cfg(*SMOKE[1:], f"sink.root={lake}", "sink.dry_run=true"))
     assert "extending it by the days after 2020-02-07" in dry["state"]
