@@ -221,7 +221,7 @@ def test_driver_killed_then_rerun_gives_the_same_lake(reference, tmp_path, momen
     await_lease_expiry(lake)
     status = run_bear("status", *args, cwd=tmp_path)
     assert status.returncode == 0 and str(lake) in status.stdout
-    res = run_bear(*args, cwd=tmp_path)
+    res = run_bear(*args, "ray=inprocess", cwd=tmp_path)  # resuming is the driver's: no second Ray start needed
     assert res.returncode == 0, res.stderr
     mine = lake / "orders" / "ingest_dt=2020-02-05" / ".mine.tmp-1"
     if moment == "between_markers_and_checkpoint":
