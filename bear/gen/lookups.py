@@ -251,13 +251,14 @@ def customer_columns(model: Model, lk: Lookups, i: np.ndarray) -> dict[str, pa.A
 def current_tier(initial_tier: np.ndarray, spend_c: np.ndarray, thresholds_c: np.ndarray) -> np.ndarray:
     """A customer's current loyalty tier as an index into SEGMENT_TIERS: the tier earned by net spend `spend_c`,
     never below the tier it signed up with; customers without a tier and guests keep theirs (no tier)."""
-    earned = np.searchsorted(thresholds_c, spend_c, side="right") - 1  # Bronze..Platinum -> 0..3
+    earned = reached(spend_c, thresholds_c)  # Bronze..Platinum -> 0..3
     initial_rank = np.array([3, 2, 1, 0, -1, -1])[initial_tier]  # Platinum..Bronze -> 3..0
     return np.where(initial_rank >= 0, 3 - np.maximum(initial_rank, earned), initial_tier).astype(np.int8)
 
 
-def clv_index(spend_c: np.ndarray, thresholds_c: np.ndarray) -> np.ndarray:
-    """CLV bucket (index into CLV_BUCKETS) of net spend `spend_c`."""
+def reached(spend_c: np.ndarray, thresholds_c: np.ndarray) -> np.ndarray:
+    """The highest of the ascending `thresholds_c` (cents) that net spend `spend_c` has reached (0 below them all):
+    the earned tier (index into EARNED_TIERS) or CLV bucket (into CLV_BUCKETS)."""
     return np.maximum(np.searchsorted(thresholds_c, spend_c, side="right") - 1, 0)
 
 
@@ -266,7 +267,7 @@ def change_codes(model: Model, tier: np.ndarray, before_c: np.ndarray, after_c: 
     (the loyalty tier, the CLV bucket, or both). `tier`: the customers' initial tiers."""
     t = model.tier_thresholds_c
     tier_moved = current_tier(tier, after_c, t) != current_tier(tier, before_c, t)
-    clv_moved = clv_index(after_c, model.clv_thresholds_c) != clv_index(before_c, model.clv_thresholds_c)
+    clv_moved = reached(after_c, model.clv_thresholds_c) != reached(before_c, model.clv_thresholds_c)
     return tier_moved.astype(np.int64) + 2 * clv_moved - 1
 
 

@@ -42,9 +42,9 @@ from bear.gen.baskets import (
 from bear.gen.lookups import (
     Lookups,
     change_codes,
-    clv_index,
     current_tier,
     customer_columns,
+    reached,
     tier_names,
 )
 from bear.gen.model import Model
@@ -113,8 +113,7 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
     lo, hi = model.shipping_cost_variance
     actual = np.round(model.ship_cost_c[ship] * (1 + rng.between("order/ship_var", lo, hi, key))).astype(np.int64)
     fee = np.round(net * model.fee_rate[pay]).astype(np.int64)
-    tier = np.maximum(np.searchsorted(model.tier_thresholds_c, cum, side="right") - 1, 0)
-    clv = clv_index(cum, model.clv_thresholds_c)
+    tier, clv = reached(cum, model.tier_thresholds_c), reached(cum, model.clv_thresholds_c)
     cust_idx = pa.array(c)
     order_ids = text.padded("ORD-", order_no)
     orders = {
@@ -185,7 +184,7 @@ def customer_changes(model: Model, lk: Lookups, work: ChunkWork, c: np.ndarray, 
         "customer_id": pc.take(lk.customer_id, pa.array(who)),
         "valid_from": timestamps(secs),
         "loyalty_tier": tier_names(current_tier(lk.customers.tier[who], after, model.tier_thresholds_c)),
-        "clv_bucket": text.labels(CLV_BUCKETS, clv_index(after, model.clv_thresholds_c)),
+        "clv_bucket": text.labels(CLV_BUCKETS, reached(after, model.clv_thresholds_c)),
         "changed": text.labels(CHANGED, code[keep]),
         "order_id": order,
     }

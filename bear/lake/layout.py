@@ -85,9 +85,13 @@ DAY_KEYS = ("ingest_dt", "signup_date")  # partition keys whose values are days
 
 def dated_after(rels: list[str], day: str) -> list[str]:
     """Of these files (relative paths), the ones in a day partition (`ingest_dt=`, `signup_date=`) after `day`."""
-    split = [(rel, rel.split("/")) for rel in rels]
-    return [rel for rel, parts in split if len(parts) == 3 and parts[1].split("=", 1)[0] in DAY_KEYS
-            and PARTITION_KEY.get(parts[0]) == parts[1].split("=", 1)[0] and parts[1].split("=", 1)[1] > day]
+    out = []
+    for rel in rels:
+        parts = rel.split("/")
+        key, _, value = parts[1].partition("=") if len(parts) == 3 else ("", "", "")
+        if key in DAY_KEYS and PARTITION_KEY.get(parts[0]) == key and value > day:
+            out.append(rel)
+    return out
 
 
 def job_partitions(plan: dict, index: int) -> list[str]:

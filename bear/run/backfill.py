@@ -55,17 +55,23 @@ from bear.run.progress import Progress
 log = logging.getLogger("bear")
 
 
-def preflight(sink: Sink, cfg: BearConfig) -> tuple[dict[str, Any] | None, StateDamaged | None]:
+Found = tuple[dict[str, Any] | None, dict[str, Any] | None, StateDamaged | None]
+
+
+def preflight(sink: Sink, cfg: BearConfig) -> Found:
     """With the lease held, before any planning or Ray: the location holds nothing or a lake of this config (its
-    plan, or the damage to a plan the config can recompute); a lake of another config is refused, or with
-    run.restart=true emptied of what bear wrote."""
+    plan and checkpoint, or the damage to a plan the config can recompute); a lake of another config, or one
+    committed past run.end, is refused, or with run.restart=true emptied of what bear wrote."""
     sweep_temporaries(sink, [STATE_DIR, CHUNKS_DIR, HOOKS_DIR])  # state a killed run left half-written
-    old, damage, refusal = None, None, None
+    old, ck, damage, refusal = None, None, None, None
     try:
         old = read_plan(sink)
         change = config_change(old, cfg) if old is not None else None
-        refusal = other_config(sink.display, change) if change else \
-            shortening(sink.display, load_checkpoint(sink, old)[0], cfg.run.end) if old is not None else None
+        if change:
+            refusal = other_config(sink.display, change)
+        elif old is not None:
+            ck = _checkpoint(sink, old)
+            refusal = shortening(sink.display, ck, cfg.run.end)
     except StateDamaged as exc:
         damage = exc
         later = dated_after([r for r in sink.find("") if r.endswith(f"/{SUCCESS}")], cfg.run.end)
@@ -85,8 +91,8 @@ def preflight(sink: Sink, cfg: BearConfig) -> tuple[dict[str, Any] | None, State
         log.warning("run.restart=true: deleting the previous lake at %s (%d files bear wrote; %d others kept)",
                     sink.display, len(own), len(everything) - len(own))
         sink.delete(own)
-        return None, None
-    return old, damage
+        return None, None, None
+    return old, ck, damage
 
 
 def refuse_foreign(sink: Sink) -> None:
@@ -165,13 +171,12 @@ def backfill(cfg: BearConfig) -> dict:
 
 
 def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: float) -> dict:
-    old, damage = preflight(sink, cfg)
+    old, ck, damage = preflight(sink, cfg)
     if old is not None and cfg.run.end < old["end"]:  # not before what is committed (preflight): a new plan
         beyond = dated_after(bear_files(sink.find("")), cfg.run.end)
         log.warning("run.end=%s is before the end %s this lake was planned to: deleting %d files of its uncommitted "
                     "chunks dated after %s", cfg.run.end, old["end"], len(beyond), cfg.run.end)
         sink.delete(beyond)
-    ck = _checkpoint(sink, old) if old is not None else None
     if is_complete(old, ck) and old["end"] == cfg.run.end:
         return {**_report_of(sink), "nothing_to_do": True, "lake": sink.display, "end": cfg.run.end}
     with contextlib.ExitStack() as stack:
