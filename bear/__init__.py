@@ -2,4 +2,4 @@
 
 # The generator version: recorded in every manifest and plan, and pinned with the smoke lake's bytes in
 # tests/golden/smoke.json. Bump it with any change to what a config writes.
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     p = prepare(set_up(cfg), executor)  # the skeleton pass, one shard on this core
     plan_s = p.seconds["plan"] / len(p.plans)
     k = len(p.plans) // 2  # a mid-range chunk
-    n_pieces, *parts = p.chunk_args(k)
+    layout, *parts = p.chunk_args(k)
     parts = executor.results(parts)
-    work = chunk_work(p.plans[k], parts[:n_pieces], parts[n_pieces:])
+    work = chunk_work(p.plans[k], parts[:layout.pieces], parts[layout.pieces:layout.pieces + layout.dues])
 
     def chunk(clock):
         tables = chunk_tables(model, lk, work, clock)

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from bear.config.load import load_config
 from bear.config.schema import BearConfig
+from bear.lake.state import lake_rows
 from bear.run import memory
 from bear.run.backfill import backfill
 from bear.run.executors import RayExecutor, start_ray
@@ -207,7 +208,7 @@ def plan_once(overrides: list[str]) -> dict:
     finally:
         if started:
             ray.shutdown()
-    rows = sum(p.plan["totals"].values()) + p.plan["customers"] + cfg.generator.products
+    rows = lake_rows(p.plan, cfg.generator.catalog_size)
     return {"plan_only": True, "overrides": overrides, "revision": _git_revision(), "chunks": len(p.plans),
             "total_rows": rows, "ray_cpus": cpus, "plan_shards": p.shards, "plan_shards_per_node": p.shard_nodes,
             "setup_seconds": round(p.seconds["setup"], 3), "plan_seconds": round(p.seconds["plan"], 3),

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import compose_cfg
 
+from bear.lake.state import lake_rows
 from bear.run.prepare import prepare_plan
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
@@ -26,7 +27,7 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     s = json.loads(out.read_text())
     p = prepare_plan(compose_cfg())
-    expected = sum(p.plan["totals"].values()) + p.plan["customers"] + p.cfg.generator.products
+    expected = lake_rows(p.plan, p.cfg.generator.catalog_size)
     assert s["total_rows"] == expected == sum(t["rows"] for t in s["tables"].values())
     assert len(s["runs"]) == 1 and s["wall_seconds"] == s["runs"][0]["wall_seconds"]
     assert s["rows_per_second"] == round(expected / s["wall_seconds"])
@@ -64,7 +65,7 @@ def test_plan_only_times_the_skeleton_pass_on_ray_and_writes_no_lake(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     s = json.loads(out.read_text())
     p = prepare_plan(compose_cfg())
-    assert s["total_rows"] == sum(p.plan["totals"].values()) + p.plan["customers"] + p.cfg.generator.products
+    assert s["total_rows"] == lake_rows(p.plan, p.cfg.generator.catalog_size)
     assert s["plan_shards"] == 2 and s["plan_seconds"] > 0 and s["ray_cpus"] >= 1
     assert 0 < s["plan_worker_peak_private_mb"] <= s["plan_worker_peak_rss_mb"]
     assert "bear plan phase:" in result.stdout and not (tmp_path / "lake").exists()

@@ -4,6 +4,7 @@ it explains itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -218,6 +219,11 @@ def _override(key: str, value) -> str:
         text = "null"
     elif isinstance(value, list):
         text = "[" + ",".join(_override("", v)[1:] for v in value) + "]"
+    elif dataclasses.is_dataclass(value):  # an entry of a list of records (campaigns, schema changes)
+        text = "{" + ",".join(f"{f.name}:{_override('', getattr(value, f.name))[1:]}"
+                              for f in dataclasses.fields(value)) + "}"
+    elif isinstance(value, dict):
+        text = "{" + ",".join(f"{k}:{_override('', v)[1:]}" for k, v in value.items()) + "}"
     else:
         text = str(value)
     return f"{key}={text}"

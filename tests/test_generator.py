@@ -12,7 +12,7 @@ from conftest import compose_cfg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bear.core.schemas import PLAN_FAMILY
+from bear.core.schemas import FORMAT_COLUMNS, PLAN_FAMILY
 from bear.run.generate import generate
 from bear.run.prepare import prepare_plan, set_up, shard_bounds, shard_count
 from bear.verify.checks import check_tables, id_numbers
@@ -145,9 +145,59 @@ def test_mess_never_drops_rows_or_touches_keys_and_ledger_is_exact():
     assert spikes == bigger > 0
 
 
+def _digits(v: str) -> str:
+    return "".join(ch for ch in v if ch.isdigit())
+
+
+def test_format_mess_spells_emails_and_phones_as_variants_of_the_same_value():
+    clean, _ = generate(_small("mess=none"))
+    messy, ledgers = generate(_small("mess=heavy_mess"))
+    again, _ = generate(_small("mess=heavy_mess"))
+    hits = values = 0
+    for table, cols in FORMAT_COLUMNS.items():
+        for col in cols:
+            assert messy[table][col].equals(again[table][col]), (table, col)  # deterministic
+            dirty, plain = messy[table][col].to_pylist(), clean[table][col].to_pylist()
+            changed = [(d, p) for d, p in zip(dirty, plain, strict=True) if d != p]
+            counted = sum(int(led[col]["format"].sum()) for led in ledgers[table] if col in led)
+            assert counted == len(changed), (table, col)  # the ledger counts exactly the changed values
+            hits, values = hits + len(changed), values + len(plain)
+            if col == "email":
+                for d, p in changed:
+                    assert "@" in d and "." in d.split("@")[1] and len(d.strip()) >= 5, d  # like '%@%.%'
+                    assert d.strip().lower() == p, (d, p)
+                kinds = {"upper": sum(d == p.upper() for d, p in changed),
+                         "title": sum(d[0].isupper() and d != p.upper() for d, p in changed),
+                         "space before": sum(d == " " + p for d, p in changed),
+                         "space after": sum(d == p + " " for d, p in changed)}
+                assert sum(kinds.values()) == len(changed), kinds
+            else:
+                for d, p in changed:
+                    dropped = d.startswith("(") or d.count(".") == 2
+                    assert _digits(d) == (_digits(p)[1:] if dropped else _digits(p)), (d, p)
+                kinds = {"local": sum(d.startswith("(") and d[4:6] == ") " and d[9] == "-" for d, _ in changed),
+                         "spaced": sum(d == p.replace("-", " ") for d, p in changed),
+                         "bare": sum(d == _digits(p) for d, p in changed),
+                         "dotted": sum(d.count(".") == 2 and len(d) == 12 for d, _ in changed)}
+                assert sum(kinds.values()) == len(changed), kinds
+            if table == "customers":  # enough values to judge the rate per column (heavy: 6 %) and the variants
+                n = len(plain)
+                assert abs(len(changed) / n - 0.06) < 4 * (0.06 * 0.94 / n) ** 0.5, (table, col, len(changed))
+                assert min(kinds.values()) > 0, kinds
+    assert abs(hits / values - 0.06) < 4 * (0.06 * 0.94 / values) ** 0.5
+    for level in ("none", "light_mess"):  # no format mess below medium
+        tables, ledgers = generate(_small(f"mess={level}"))
+        for table, cols in FORMAT_COLUMNS.items():
+            for col in cols:
+                assert tables[table][col].equals(clean[table][col]), (level, table, col)
+                assert not any("format" in led.get(col, {}) for led in ledgers[table]), (level, table, col)
+
+
 @pytest.fixture(scope="module")
 def one_year():
     cfg = compose_cfg("run.start=2025-01-01", "run.end=2025-12-31", "generator.customers=60000", "mess=none",
+                      "generator.campaigns=[]", "generator.drift.conversion=[]", "generator.drift.return_rate=[]",
+                      "generator.drift.discount_share=[]", "generator.drift.new_customers=[]",
                       smoke=False)
     tables, _ = generate(cfg, mess=False)
     return cfg, tables

@@ -32,8 +32,9 @@ from conftest import (
 )
 
 from bear import __version__
+from bear.config.validate import ConfigError
 from bear.core.calendar import day_number, day_to_date
-from bear.core.schemas import DAILY, TABLES
+from bear.core.schemas import DAILY, TABLES, TableShape, compile_changes, shape_on
 from bear.run.backfill import backfill
 from bear.run.errors import RunError
 from bear.run.executors import RayExecutor
@@ -85,12 +86,16 @@ def test_invariants_hold_on_the_lake_read_back(reference):
     tables = {t: read_table(root, t) for t in TABLES}
     failures = check_tables(tables)
     assert not failures, "\n".join(map(str, failures))
-    # each row sits in the partition of its event date; children with their parent
+    # each row sits in the partition of its event date, but the order feed's late rows (medium mess: 2 % of orders,
+    # with their changes, 1-3 days later, as the manifests count); children with their parent
     for table, col in (("shopping_carts", "created_at"), ("orders", "order_date"), ("returns", "return_date"),
                        ("customer_changes", "valid_from")):
         t = tables[table]
-        dates = [v.date() for v in t[col].to_pylist()]
-        assert dates == t["ingest_dt"].to_pylist(), table
+        lag = [(d - v.date()).days for v, d in zip(t[col].to_pylist(), t["ingest_dt"].to_pylist(), strict=True)]
+        late = sum(json.loads(m.read_text()).get("delivery", {}).get("late", 0)
+                   for m in (root / table).glob("*/_MANIFEST.json"))
+        assert sum(x > 0 for x in lag) == late and all(0 <= x <= 3 for x in lag), table
+        assert (late > 0) == (table in ("orders", "customer_changes")), table
     carts = dict(zip(tables["shopping_carts"]["cart_id"].to_pylist(), tables["shopping_carts"]["ingest_dt"].to_pylist(),
                      strict=True))
     items = tables["cart_items"]
@@ -298,7 +303,74 @@ BAD = [
     ("generator.carts.lines.gold=[9,3]", "generator.carts.lines.gold"),
     ("ray.plan_shards=0", "ray.plan_shards"),
     ("ray.batch_rows=0", "ray.batch_rows"),
+    ("generator.schema_changes=[{table: carts, columns: [utm_source], since: '2020-01-05'}]",
+     "generator.schema_changes.0.table"),
+    ("generator.schema_changes.0.since=2020-02-30", "generator.schema_changes.0.since"),
+    ("generator.campaigns.0.volume=-2", "generator.campaigns.0.volume"),
+    ("generator.drift.conversion=[[2021-01,-0.5]]", "generator.drift.conversion.0"),
+    ("mess.redelivery_share=1.2", "mess.redelivery_share"),
 ]
+CAMPAIGN = "generator.campaigns=[{{name: sale, start: '{}', end: '{}', {}}}]"
+
+
+@pytest.mark.parametrize(("override", "line"), [
+    (CAMPAIGN.format("2020-12-05", "2020-12-03", "volume: 2"),
+     "generator.campaigns.0.end: must be on or after its start (2020-12-05) (got '2020-12-03')"),
+    (CAMPAIGN.format("2020-02-30", "2020-12-03", "volume: 2"),
+     "generator.campaigns.0.start: must be a date YYYY-MM-DD (got '2020-02-30')"),
+    (CAMPAIGN.format("2020-12-01", "2020-12-03", "volume: 0"),
+     "generator.campaigns.0.volume: must be a number >= 0.01 (got 0.0)"),
+    (CAMPAIGN.format("2020-12-01", "2020-12-03", "category_boost: {garden: 2}"),
+     "generator.campaigns.0.category_boost: keys must be among books, clothing, electronics, home, toys (got "
+     "'garden')"),
+    (CAMPAIGN.format("2020-12-01", "2020-12-03", "category_boost: {toys: -1}"),
+     "generator.campaigns.0.category_boost.toys: must be a number >= 0.01 (got -1.0)"),
+    (CAMPAIGN.format("2020-12-01", "2020-12-03", "discount_share: 1.5"),
+     "generator.campaigns.0.discount_share: must be a probability in [0, 1] (got 1.5)"),
+    (CAMPAIGN.format("2020-12-01", "2020-12-03", "discount_pct: [0.2, 1.4]"),
+     "generator.campaigns.0.discount_pct: must lie within [0, 1] (got [0.2, 1.4])"),
+    (CAMPAIGN.format("2020-12-01", "2020-12-03", "new_products: -5"),
+     "generator.campaigns.0.new_products: must be a whole number >= 0 (got -5)"),
+    ("generator.drift.return_rate=[[2021-13, 1]]", "generator.drift.return_rate.0: must start with a month YYYY-MM "
+     "(got '2021-13')"),
+    ("generator.drift.new_customers=[[2021-01, 0]]",
+     "generator.drift.new_customers.0: must be a number >= 0.01 (got 0)"),
+    ("mess.late_share=-0.1", "mess.late_share: must be a probability in [0, 1] (got -0.1)"),
+    ("mess.late_days=[1, 9]", "mess.late_days: must lie within [1, 7] days (got [1, 9])"),
+])
+def test_bad_campaigns_drift_and_feed_name_the_key_and_what_is_allowed(override, line):
+    with pytest.raises(ConfigError) as err:
+        compose_cfg(override)
+    assert str(err.value) == line
+
+SCHEMA_CHANGE = "generator.schema_changes=[{{table: {}, columns: [{}], since: '{}'}}]"
+
+
+@pytest.mark.parametrize(("change", "line"), [
+    (("carts", "utm_source", "2020-01-05"), "generator.schema_changes.0.table: must be one of orders (got 'carts')"),
+    (("orders", "utm_medium", "2020-01-05"),
+     "generator.schema_changes.0.columns: must be among utm_source, referral_code (got 'utm_medium')"),
+    (("orders", "", "2020-01-05"),
+     "generator.schema_changes.0.columns: must list some of utm_source, referral_code (got [])"),
+    (("orders", "utm_source, utm_source", "2020-01-05"),
+     "generator.schema_changes.0.columns: must add each column of orders at most once (got 'utm_source')"),
+    (("orders", "utm_source", "2020-7-1x"),
+     "generator.schema_changes.0.since: must be a date YYYY-MM-DD (got '2020-7-1x')"),
+])
+def test_bad_schema_changes_name_the_key_and_what_is_allowed(change, line):
+    with pytest.raises(ConfigError) as err:
+        compose_cfg(SCHEMA_CHANGE.format(*change))
+    assert str(err.value) == line
+
+
+def test_a_schema_change_before_the_run_start_holds_from_its_first_day():
+    """A since on or before run.start is valid (the default, 2024-07-01, precedes later starts): every partition of
+    the run has the columns, at version 2."""
+    cfg = compose_cfg("run.start=2025-01-01", "run.end=2025-01-31")
+    changes = compile_changes(cfg.generator.schema_changes)
+    assert shape_on(changes, "orders", day_number(cfg.run.start)) == TableShape(2, ("utm_source", "referral_code"))
+    assert shape_on(changes, "orders", day_number("2024-06-30")).version == 1
+    assert shape_on(changes, "order_items", day_number(cfg.run.start)).version == 1
 
 
 @pytest.mark.parametrize(("override", "key"), BAD)

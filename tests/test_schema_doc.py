@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import compose_cfg
 
 from bear.cli.schema_doc import render
-from bear.core.schemas import ADVANCED_MESS, NULL_COLUMNS, STYLE_COLUMNS
+from bear.core.schemas import ADVANCED_MESS, FORMAT_COLUMNS, NULL_COLUMNS, STYLE_COLUMNS
 from bear.run.generate import generate
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
@@ -24,5 +24,6 @@ def test_documented_mess_targets_are_what_the_generator_messes():
             for col, kinds in ledger.items() for kind in kinds}
     documented = {(t, c, k) for t, cols in STYLE_COLUMNS.items() for c in cols for k in ("whitespace", "casing")}
     documented |= {(t, c, "null") for t, cols in NULL_COLUMNS.items() for c in cols}
+    documented |= {(t, c, "format") for t, cols in FORMAT_COLUMNS.items() for c in cols}
     documented |= {(t, c, k) for t, kinds in ADVANCED_MESS.items() for c, k in kinds.items()}
     assert made == documented

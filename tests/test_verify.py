@@ -113,7 +113,7 @@ def test_clean_lake_passes_every_check(lake):
     # every check really looked at something, so "ok" is not vacuous
     assert all(c["checked"] > 0 for c in doc["checks"]), doc["checks"]
     assert doc["rows"]["cart_items"] > 10_000 and doc["rows"]["returns"] > 0 and doc["rows"]["customer_changes"] > 0
-    assert {m["kind"] for m in doc["mess"]} == {"null", "whitespace", "casing", "redrawn"}
+    assert {m["kind"] for m in doc["mess"]} == {"null", "whitespace", "casing", "format", "redrawn"}
     assert all(m["ok"] for m in doc["mess"])
 
 
@@ -153,7 +153,7 @@ def test_parent_row_removed(lake):
 def test_row_moved_to_another_date_partition(lake):
     root, cfg, verify = lake
     src = first_file(root, "orders", "ingest_dt=2020-01-10")
-    dst = first_file(root, "orders", "ingest_dt=2020-01-11")
+    dst = first_file(root, "orders", "ingest_dt=2020-01-20")  # farther than the feed delivers late (3 days)
     moved = pq.read_table(src).slice(0, 1)
     rewrite(src, cfg, lambda t: t.slice(1))
     rewrite(dst, cfg, lambda t: pa.concat_tables([t, moved]))
@@ -376,6 +376,22 @@ def test_mess_counts_that_the_data_contradicts(lake):
     assert rates == {("shopping_carts", "status whitespace"), ("shopping_carts", "status casing")}
 
 
+def test_format_mess_rate_far_from_the_level(lake):
+    root, _, verify = lake
+    report = verify()
+    rates = {(r["table"], r["column"]): r for r in report.mess if r["kind"] == "format"}
+    assert set(rates) == {("customers", "email"), ("customers", "phone_number"), ("orders", "email"),
+                          ("returns", "email")}
+    assert all(r["ok"] and r["expected"] == 0.03 and r["count"] > 0 for r in rates.values())  # smoke: medium
+    for manifest_path in (root / "customers").glob("*/_MANIFEST.json"):
+        manifest = json.loads(manifest_path.read_text())
+        manifest["mess_counts"]["phone_number"]["format"] = manifest["total_rows"]  # every phone a variant
+        manifest_path.write_text(json.dumps(manifest))
+    report = verify()
+    assert failed(report) == {"mess.rates"}
+    assert [f.detail.split(" rate ")[0] for f in report.checks["mess.rates"].failures] == ["phone_number format"]
+
+
 def test_return_line_away_from_its_return_and_a_malformed_manifest(lake):
     root, cfg, verify = lake
     src = first_file(root, "return_items")
@@ -418,6 +434,32 @@ def test_extended_lake_passes_and_is_held_to_its_end(tmp_path):
     report = verify_lake(open_sink(cfg.sink), cfg)
     assert failed(report) == {"run.state"}
     assert "through 2020-02-29" in report.checks["run.state"].failures[0].detail
+
+
+def test_each_partition_is_held_to_the_table_schema_of_its_day(tmp_path):
+    """Issue 18, item 5: verify accepts orders files without the added columns before their since day and requires
+    them from it on; the manifest's table_schema must be the version the config gives the day."""
+    root = tmp_path / "lake"
+    cfg = compose_cfg(f"sink.root={root}", "ray=inprocess", "run.end=2020-01-12",
+                      "generator.schema_changes=[{table: orders, columns: [utm_source, referral_code], "
+                      "since: '2020-01-06'}]")
+    backfill(cfg)
+    report = verify_lake(open_sink(cfg.sink), cfg)
+    assert report.ok, report.render()
+    early, late = first_file(root, "orders", "ingest_dt=2020-01-03"), first_file(root, "orders", "ingest_dt=2020-01-09")
+    rewrite(early, cfg, lambda t: t.append_column("utm_source", pa.array(["google"] * t.num_rows)))
+    rewrite(late, cfg, lambda t: t.drop_columns(["referral_code"]))
+    manifest = root / "orders" / "ingest_dt=2020-01-10" / "_MANIFEST.json"
+    doc = json.loads(manifest.read_text())
+    doc["table_schema"] = {"version": 1, "columns_added": []}
+    manifest.write_text(json.dumps(doc))
+    report = verify_lake(open_sink(cfg.sink), cfg)
+    assert {"files.schema", "manifest.valid"} <= failed(report), report.render()  # and the rows it could not read
+    schema = {f.partition: f.detail for f in report.checks["files.schema"].failures}
+    assert schema == {"ingest_dt=2020-01-03": "schema differs from orders's version 1 (unexpected utm_source)",
+                      "ingest_dt=2020-01-09": "schema differs from orders's version 2 (missing referral_code)"}
+    (bad,) = report.checks["manifest.valid"].failures
+    assert bad.partition == "ingest_dt=2020-01-10" and "table_schema" in bad.detail
 
 
 def test_cli_exit_codes_text_and_json(built, tmp_path):

@@ -90,7 +90,7 @@ def cmd_plan(cfg: BearConfig) -> int:
     totals = p.plan["totals"]
     _out(f"{'total':>5}  {'':<22}" + "".join(f" {totals[f]:>13,}" for f in FAMILIES))
     _out(f"{'/day':>5}  {'':<22}" + "".join(f" {totals[f] / days:>13,.0f}" for f in FAMILIES))
-    _out(f"dimensions: customers {p.plan['customers']:,}, product_catalog {cfg.generator.products:,}")
+    _out(f"dimensions: customers {p.plan['customers']:,}, product_catalog {cfg.generator.catalog_size:,}")
     _out("partitions: " + ", ".join(f"{t} {n:,}" for t, n in parts.items()))
     _out("nothing written (dry run)")
     return 0

@@ -175,7 +175,7 @@ def _main() -> None:
     if any(a in ("--help", "-h") for a in argv):
         print(usage.command_help(command))
         return
-    argv = ["json=true" if a == "--json" else a for a in argv]
+    argv = [{"--json": "json=true", "--profile": "verify.profile=true"}.get(a, a) for a in argv]
     for flag in ("--cfg", "-c"):
         i = argv.index(flag) if flag in argv else -1
         if i >= 0 and argv[i + 1:i + 2] in (["job"], ["all"]):

@@ -13,9 +13,11 @@ import pyarrow as pa
 from omegaconf import OmegaConf
 
 from bear.config.load import conf_dir
+from bear.config.schema import GeneratorConfig
 from bear.core.schemas import (
     ADVANCED_MESS,
     DAILY,
+    FORMAT_COLUMNS,
     LINKS,
     NULL_COLUMNS,
     PARTITION_KEY,
@@ -24,6 +26,7 @@ from bear.core.schemas import (
     STYLE_COLUMNS,
     TABLES,
     TRANSACTIONS,
+    added_names,
     columns,
 )
 from bear.core.vocab import MESS_LEVELS
@@ -68,11 +71,43 @@ are therefore not updated in place:
   `valid_from` order; each version is valid until the next one's `valid_from`. On the run's first day, rows with
   a null `order_id` carry what customers who signed up before `run.start` had earned by then.
 
+## Schema evolution
+
+A column marked *added* appears in its table from a configured day (`generator.schema_changes`: a list of
+`{table, columns, since}`): the files of partitions before `since` lack it (absent, not null), the files from
+`since` on hold it (null where it does not apply). Every file of a table still reads as one dataset: DuckDB's
+`union_by_name=true` reads the earlier rows' value as null; with pyarrow datasets give the schema (the last
+partition's file's, or `pa.unify_schemas` of all), since the first file's would leave the column out. A partition's
+table schema version is 1 (the base columns) plus the number of its table's schema changes live on its day;
+`_MANIFEST.json` records it as `"table_schema": {"version": n, "columns_added": [...]}`, and `bear verify` holds
+each file to the columns of its day. Adding a nullable column keeps the bronze contract v1.
+
+## The order feed: late and repeated deliveries
+
+Orders arrive the way an at-least-once feed delivers them (`mess.late_share`, `mess.redelivery_share`; see the
+levels below). A late order lands, with its lines and the customer_changes it caused, in the partition of a day
+`mess.late_days` (1-3) after its `order_date` (never after its first return); a re-delivered order and its lines
+land a second time `mess.redelivery_days` (1-2) after the first delivery: the same values, another `event_id`, the
+later day's `ingestion_ts`. Each feed partition's `_MANIFEST.json` counts them (`"delivery": {"late": n,
+"redelivered": n}`); the IDs stay those of the order's day. At the lake's end, orders still on their way are
+missing until an extension lands them (the plan's `feed` counts them per chunk, and the copies). The consumer's
+dedup rule, the latest `ingestion_ts` then the highest `event_id` per primary key, gives back the lake delivered
+once:
+
+```sql
+select * from read_parquet('lake/orders/ingest_dt=*/part-*.parquet', union_by_name=true, hive_partitioning=true)
+qualify row_number() over (partition by order_id order by ingestion_ts desc, event_id desc) = 1
+```
+
 ## Mess
 
 Mess never touches keys or partition columns and never drops a row; the manifests count every value it changed,
 per column and kind. Whitespace (one or two spaces on both sides) and casing (upper, lower or title; a value it
-leaves unchanged is not counted) are independent kinds, each at the level's style rate.
+leaves unchanged is not counted) are independent kinds, each at the level's style rate. `format` writes emails
+and phone numbers in a variant format of the same value at the level's format rate: an email upper case, title
+case (`First.Last00000123@Gmail.Com`) or with a space before or after it (still `like '%@%.%'`, and the clean
+value after trim and lower-casing); a phone number as `(AAA) EEE-LLLL`, `+1 AAA EEE LLLL`, `1AAAEEELLLL` or
+`AAA.EEE.LLLL` (the same digits, less the country code where it is dropped).
 """
 
 
@@ -90,17 +125,21 @@ def _mess(table: str, column: str) -> str:
         kinds += ["whitespace", "casing"]
     if column in NULL_COLUMNS.get(table, ()):
         kinds.append("null")
+    if column in FORMAT_COLUMNS.get(table, ()):
+        kinds.append("format")
     if column in ADVANCED_MESS.get(table, {}):
         kinds.append(ADVANCED_MESS[table][column])
     return ", ".join(kinds)
 
 
 def _levels() -> str:
-    rows = ["| level | whitespace | casing | nulls | advanced (spike, redrawn reasons) |", "|---|---|---|---|---|"]
+    rows = ["| level | whitespace | casing | nulls | format | advanced (spike, redrawn reasons) | late orders | "
+            "re-delivered orders |", "|---|---|---|---|---|---|---|---|"]
     for level in MESS_LEVELS:
         m = OmegaConf.load(Path(conf_dir()) / "mess" / f"{level}.yaml")
         rows.append(f"| `{level}` | {m.style_rate:.0%} | {m.style_rate:.0%} | {m.null_rate:.0%} | "
-                    f"{'yes' if m.advanced else 'no'} |")
+                    f"{m.format_rate:.0%} | {'yes' if m.advanced else 'no'} | {m.late_share:.0%} | "
+                    f"{m.redelivery_share:.1%} |")
     return "\n".join(rows) + "\n\n" + "\n".join((
         "- `spike`: one day a month every order's `total_items` is multiplied 5-20x (a broken upstream counter).",
         "- `redrawn`: a return's reason is drawn again at the style rate, biased to its first item's category.",
@@ -123,10 +162,14 @@ def _table(table: str) -> str:
         "|---|---|---|---|---|",
     ]
     schema = SCHEMAS[table]
+    since = {col: change.since for change in GeneratorConfig().schema_changes if change.table == table
+             for col in change.columns}
     for c in columns(table):
         f = schema.field(c.name)
+        added = (f" (added; present in partitions from `generator.schema_changes` since, default "
+                 f"{since.get(c.name, 'none')})" if c.name in added_names(table) else "")
         lines.append(f"| `{c.name}` | {_type(f.type)} | {'yes' if f.nullable else 'no'} | {_mess(table, c.name)} | "
-                     f"{c.doc} |")
+                     f"{c.doc}{added} |")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from bear.config.timeline import CampaignConfig, DriftConfig, SchemaChangeConfig, default_campaigns
 from bear.core.vocab import (
     CHANNELS,
     MESS_LEVELS,
@@ -222,6 +223,17 @@ class GeneratorConfig:
     orders: OrderConfig = field(default_factory=OrderConfig)
     returns: ReturnConfig = field(default_factory=ReturnConfig)
     customer: CustomerConfig = field(default_factory=CustomerConfig)
+    campaigns: list[CampaignConfig] = field(default_factory=default_campaigns)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    # New nullable columns appear in a table's files from a day on; each change live on a partition's day adds one
+    # to the table schema version its manifest records (1: the base columns).
+    schema_changes: list[SchemaChangeConfig] = field(default_factory=lambda: [
+        SchemaChangeConfig("orders", ["utm_source", "referral_code"], "2024-07-01")])
+
+    @property
+    def catalog_size(self) -> int:
+        """Products in the catalog: generator.products, then every campaign's launched SKUs."""
+        return self.products + sum(c.new_products for c in self.campaigns)
 
 
 @dataclass
@@ -229,6 +241,8 @@ class MessConfig:
     level: MessLevel = MessLevel.medium_mess
     style_rate: float = 0.08
     null_rate: float = 0.04
+    # Share of emails and phone numbers written in a variant format of the same value (case, spacing, country code).
+    format_rate: float = 0.03
     advanced: bool = True
     spike_factor: list[int] = field(default_factory=lambda: [5, 20])
     # Weight given to a category's typical reason when return reasons are re-drawn.
@@ -236,6 +250,18 @@ class MessConfig:
     category_reason: dict[str, str] = _labelled(
         Books="Damaged", Clothing="Size/Fit", Electronics="Defective", Home="Damaged", Toys="Defective"
     )
+    # Delivery of the order feed (orders with their lines and the customer_changes they cause): a share of orders
+    # lands late, in the partition of a day late_days after its order_date; a share is delivered a second time
+    # (same business key, another event_id, a later ingestion_ts) redelivery_days after its first delivery.
+    late_share: float = 0.02
+    late_days: list[int] = field(default_factory=lambda: [1, 3])
+    redelivery_share: float = 0.0
+    redelivery_days: list[int] = field(default_factory=lambda: [1, 2])
+
+    @property
+    def max_lag(self) -> int:
+        """How many days after its order an order's last delivery can land (0: every row lands on its event day)."""
+        return (self.late_days[1] if self.late_share else 0) + (self.redelivery_days[1] if self.redelivery_share else 0)
 
 
 @dataclass
@@ -307,6 +333,8 @@ class VerifyConfig:
     examples: int = 5
     # Allowed absolute deviation of a measured mess rate from the configured one.
     mess_tolerance: float = 0.03
+    # After the audit, measure the order stream's realism against the config (`bear verify --profile`).
+    profile: bool = False
 
 
 @dataclass

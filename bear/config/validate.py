@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bear.config.schema import BearConfig
+from bear.core.schemas import ADDED_COLUMNS
 from bear.core.vocab import (
     CATEGORIES,
     CHANNELS,
@@ -62,6 +63,67 @@ def _check_range(key: str, pair: Any, low: float = 0, integer: bool = False) -> 
 def _check_positive(key: str, value: Any, minimum: float = 1) -> None:
     if not isinstance(value, int | float) or value < minimum:
         raise ConfigError(key, f"must be a number >= {minimum}", value)
+
+
+def _check_schema_changes(changes: Any) -> None:
+    """Each change names a table bear can add columns to, some of its addable columns, and a day; a column is
+    added once. A `since` on or before run.start makes the columns present in every partition of the run."""
+    added: set[tuple[str, str]] = set()
+    for i, change in enumerate(changes):
+        key = f"generator.schema_changes.{i}"
+        if change.table not in ADDED_COLUMNS:
+            raise ConfigError(f"{key}.table", f"must be one of {', '.join(ADDED_COLUMNS)}", change.table)
+        allowed = [c.name for c in ADDED_COLUMNS[change.table]]
+        if not change.columns:
+            raise ConfigError(f"{key}.columns", f"must list some of {', '.join(allowed)}", list(change.columns))
+        for col in change.columns:
+            if col not in allowed:
+                raise ConfigError(f"{key}.columns", f"must be among {', '.join(allowed)}", col)
+            if (change.table, col) in added:
+                raise ConfigError(f"{key}.columns", f"must add each column of {change.table} at most once", col)
+            added.add((change.table, col))
+        parse_date(f"{key}.since", change.since)
+
+
+def _check_campaigns(campaigns: Any) -> None:
+    """Each campaign: a name, a start and an end on or after it, positive multipliers, shares and discounts within
+    [0, 1], whole SKU counts. Its days may lie outside the run's range: the default calendar must hold for any
+    range, and a campaign after run.end acts once an extension reaches it (one before the first modeled day never
+    acts)."""
+    for i, c in enumerate(campaigns):
+        key = f"generator.campaigns.{i}"
+        if not str(c.name).strip():
+            raise ConfigError(f"{key}.name", "must be a non-empty name", c.name)
+        start, end = parse_date(f"{key}.start", c.start), parse_date(f"{key}.end", c.end)
+        if end < start:
+            raise ConfigError(f"{key}.end", f"must be on or after its start ({start})", c.end)
+        _check_positive(f"{key}.volume", c.volume, minimum=0.01)
+        for cat, factor in c.category_boost.items():
+            if cat not in idents(CATEGORIES):
+                raise ConfigError(f"{key}.category_boost", f"keys must be among {', '.join(idents(CATEGORIES))}", cat)
+            _check_positive(f"{key}.category_boost.{cat}", factor, minimum=0.01)
+        if c.discount_share is not None:
+            _check_prob(f"{key}.discount_share", c.discount_share)
+        if c.discount_pct is not None:
+            _check_range(f"{key}.discount_pct", c.discount_pct)
+            if c.discount_pct[1] > 1:
+                raise ConfigError(f"{key}.discount_pct", "must lie within [0, 1]", list(c.discount_pct))
+        if not isinstance(c.new_products, int) or c.new_products < 0:
+            raise ConfigError(f"{key}.new_products", "must be a whole number >= 0", c.new_products)
+
+
+def _check_drift(drift: Any) -> None:
+    """Each line: [YYYY-MM, multiplier] points, multipliers >= 0 (new_customers > 0: someone signs up)."""
+    for name in ("conversion", "return_rate", "discount_share", "new_customers"):
+        for i, point in enumerate(getattr(drift, name)):
+            key = f"generator.drift.{name}.{i}"
+            if len(point) != 2:
+                raise ConfigError(key, "must be [YYYY-MM, multiplier]", list(point))
+            try:
+                dt.date.fromisoformat(f"{point[0]}-01")
+            except ValueError:
+                raise ConfigError(key, "must start with a month YYYY-MM", point[0]) from None
+            _check_positive(key, point[1], minimum=0.01 if name == "new_customers" else 0)
 
 
 def validate(cfg: DictConfig | BearConfig) -> None:
@@ -144,6 +206,9 @@ def validate(cfg: DictConfig | BearConfig) -> None:
     if list(o.clv_thresholds) != sorted(o.clv_thresholds) or len(o.clv_thresholds) != 3:
         raise ConfigError("generator.orders.clv_thresholds", "must be 3 ascending amounts", list(o.clv_thresholds))
     _check_positive("generator.orders.agents", o.agents)
+    _check_schema_changes(g.schema_changes)
+    _check_campaigns(g.campaigns)
+    _check_drift(g.drift)
     r = g.returns
     _check_prob("generator.returns.second_return_share", r.second_return_share)
     _check_prob("generator.returns.line_share", r.line_share)
@@ -161,6 +226,13 @@ def validate(cfg: DictConfig | BearConfig) -> None:
     m = c.mess
     _check_prob("mess.style_rate", m.style_rate)
     _check_prob("mess.null_rate", m.null_rate)
+    _check_prob("mess.format_rate", m.format_rate)
+    for name in ("late", "redelivery"):
+        _check_prob(f"mess.{name}_share", getattr(m, f"{name}_share"))
+        days = getattr(m, f"{name}_days")
+        _check_range(f"mess.{name}_days", days, low=1, integer=True)
+        if days[1] > 7:
+            raise ConfigError(f"mess.{name}_days", "must lie within [1, 7] days", list(days))
     _check_prob("mess.reason_bias", m.reason_bias)
     _check_range("mess.spike_factor", m.spike_factor, low=1, integer=True)
     for cat in idents(CATEGORIES):

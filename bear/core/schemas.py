@@ -11,11 +11,15 @@ removing or retyping a column breaks it; adding a nullable column does not.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bear.core.calendar import day_number
 from bear.core.money import MONEY
 
 TS = pa.timestamp("us")
@@ -73,6 +77,9 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("unit_price", MONEY, "list price, 5.00-250.00"),
         Column("cost_price", MONEY, "40-70 % of unit_price"),
         Column("inventory_quantity", pa.int32(), "100-250"),
+        Column("launch_date", DATE, "the day a campaign launched the SKU (`generator.campaigns[].new_products`: "
+                                    "product_ids after the original catalog's, sold from that day on); null for the "
+                                    "original catalog"),
     ),
     "shopping_carts": (
         Column("cart_id", S, "`CART-00000001`, gap-free, rising with created_at"),
@@ -164,11 +171,26 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
 }
 
+# Columns bear adds to a table later (schema evolution): nullable, after the table's own columns, present in the
+# files of partitions from the day `generator.schema_changes` makes them live (absent, not null, before it).
+ADDED_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "orders": (
+        Column("utm_source", S, "campaign source of the visit: google, facebook, instagram, newsletter, tiktok; "
+                                "null for direct traffic (about 40 %)"),
+        Column("referral_code", S, "`REF-` + 6 upper-case hex digits for the 5 % of orders placed through a "
+                                   "referral, else null"),
+    ),
+}
+
 TABLES = tuple(_COLUMNS)
 DIMENSIONS = ("customers", "product_catalog")
 TRANSACTIONS = ("shopping_carts", "cart_items", "orders", "order_items", "returns", "return_items")
 CHANGES = ("customer_changes",)  # append-only history of customer attributes (SCD2-ready)
 DAILY = (*TRANSACTIONS, *CHANGES)  # tables with a partition per day of the run, empty days included
+# The order feed: rows the feed delivers late or twice (bear.gen.delivery).
+DELIVERED = ("orders", "order_items", "customer_changes")
+REDELIVERED = ("orders", "order_items")  # what it delivers twice: a change row lands once, with its order
+DELIVERY_KINDS = ("late", "redelivered")  # what a feed partition's manifest counts under "delivery"
 TABLE_CODE = {t: i + 1 for i, t in enumerate(TABLES)}
 PARTITION_KEY = {t: "ingest_dt" for t in DAILY} | {"customers": "signup_date", "product_catalog": "category"}
 # What a row's partition date is, per daily table (children sit with their parent).
@@ -200,22 +222,31 @@ NULL_COLUMNS = {
     "orders": ("agent_id",),
     "returns": ("agent_id",),
 }
+# ... variant formats of the same value (case, spacing, country code) in these contact columns ...
+FORMAT_COLUMNS = {"customers": ("email", "phone_number"), "orders": ("email",), "returns": ("email",)}
 # ... and, at the levels with `advanced` mess, these injections of the predecessor's generator.
 ADVANCED_MESS = {"orders": {"total_items": "spike"}, "returns": {"reason": "redrawn"}}
 # These columns are null by their meaning (no tier), whatever the mess.
 OPTIONAL_COLUMNS = {"customers": ("loyalty_tier", "initial_loyalty_tier", "loyalty_enrollment_date"),
+                    "product_catalog": ("launch_date",),
                     "customer_changes": ("loyalty_tier", "order_id")}
 
 
 def columns(table: str) -> tuple[Column, ...]:
-    """A table's columns in file order: its own, the partition column where the path alone had it, lineage."""
-    own = _COLUMNS[table]
+    """A table's columns in file order: its own, those added later, the partition column where the path alone had
+    it, lineage."""
+    own = (*_COLUMNS[table], *ADDED_COLUMNS.get(table, ()))
     partition = (INGEST_DT,) if table in DAILY else ()
     return (*own, *partition, *LINEAGE_COLUMNS)
 
 
+def added_names(table: str) -> tuple[str, ...]:
+    return tuple(c.name for c in ADDED_COLUMNS.get(table, ()))
+
+
 def nullable(table: str, column: str) -> bool:
-    return column in NULL_COLUMNS.get(table, ()) or column in OPTIONAL_COLUMNS.get(table, ())
+    return (column in NULL_COLUMNS.get(table, ()) or column in OPTIONAL_COLUMNS.get(table, ())
+            or column in added_names(table))
 
 
 # What goes into the Parquet files. The partition column is a real column too (same value as the path), so a
@@ -224,11 +255,55 @@ SCHEMAS: dict[str, pa.Schema] = {
     t: pa.schema([pa.field(c.name, c.type, nullable=nullable(t, c.name)) for c in columns(t)]) for t in TABLES
 }
 
+# Schema changes as compiled from `generator.schema_changes`: table -> ((since day, added columns), ...), by day.
+SchemaChanges = dict[str, tuple[tuple[int, tuple[str, ...]], ...]]
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """A partition's table schema: version 1 is the base columns; each schema change of the table live on the
+    partition's day adds one to the version and its columns to the files (`added`, in schema order)."""
+
+    version: int = 1
+    added: tuple[str, ...] = ()
+
+    def document(self) -> dict[str, Any]:
+        """As the manifest's `table_schema`."""
+        return {"version": self.version, "columns_added": list(self.added)}
+
+
+BASE_SHAPE = TableShape()
+
+
+def compile_changes(changes: Iterable[Any]) -> SchemaChanges:
+    """Configured changes (each with table, columns, since YYYY-MM-DD; validated) as SchemaChanges."""
+    out: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for c in changes:
+        out.setdefault(c.table, []).append((day_number(c.since), tuple(c.columns)))
+    return {t: tuple(sorted(per_table)) for t, per_table in out.items()}
+
+
+def shape_on(changes: SchemaChanges, table: str, day: int) -> TableShape:
+    """The shape of a table's partition of `day`: the changes live on it (since <= day)."""
+    live = [cols for since, cols in changes.get(table, ()) if since <= day]
+    if not live:
+        return BASE_SHAPE
+    names = {c for cols in live for c in cols}
+    return TableShape(1 + len(live), tuple(c for c in added_names(table) if c in names))
+
+
+@cache
+def shaped(schema: pa.Schema, table: str, added: tuple[str, ...]) -> pa.Schema:
+    """`schema` (a table's full schema, or a variant with other types) without the added columns not in `added`:
+    what a partition's files hold."""
+    absent = set(added_names(table)) - set(added)
+    return pa.schema([f for f in schema if f.name not in absent]) if absent else schema
+
 
 def dictionary_columns(table: str) -> list[str]:
     """Low-cardinality string columns worth dictionary encoding (everything but IDs, names, addresses, lineage)."""
     skip = {"customer_id", "cart_id", "order_id", "return_id", "email", "phone_number", "first_name", "last_name",
-            "mailing_address", "billing_address", "event_id"}
+            "mailing_address", "billing_address", "event_id", "referral_code"}
     return [f.name for f in SCHEMAS[table] if f.type == S and f.name not in skip]
 
 # Foreign keys (child, columns, parent, parent columns) and "every parent has a line" pairs `bear verify` checks.

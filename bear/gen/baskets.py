@@ -77,8 +77,9 @@ def line_quantities(model: Model, cust: Customers, c: np.ndarray, key: Key) -> n
     return model.rng.integers("line/qty", model.qty_lo[t], model.qty_hi[t], key)
 
 
-def _dedupe(owner: np.ndarray, product: np.ndarray, n_prod: int, n_carts: int) -> None:
-    """Bump the later of two equal products in a cart to the next product until a cart's products are distinct.
+def _dedupe(owner: np.ndarray, product: np.ndarray, on_sale: np.ndarray, n_prod: int, n_carts: int) -> None:
+    """Bump the later of two equal products in a cart to the next product on sale (products [0, `on_sale`) of the
+    line's day) until a cart's products are distinct.
 
     `owner` is sorted and lines keep their order inside a cart, so a stable sort on (owner, product)
     finds duplicates; after the first pass only carts that changed are looked at again.
@@ -93,29 +94,33 @@ def _dedupe(owner: np.ndarray, product: np.ndarray, n_prod: int, n_carts: int) -
         if not dup.size:
             return
         bump = order[dup] if sub is None else sub[order[dup]]
-        product[bump] = (product[bump] + 1) % n_prod
+        product[bump] = (product[bump] + 1) % on_sale[bump]
         touched = np.zeros(n_carts, dtype=bool)
         touched[owner[bump]] = True
         sub = np.flatnonzero(touched[o]) if sub is None else sub[touched[o]]
 
 
 def build_lines(model: Model, cust: Customers, products: Products, c: np.ndarray, key: Key,
-                n: np.ndarray) -> Lines:
-    """Lines of the carts of customers `c` with visit keys `key` and n lines each; a product appears once per cart."""
+                n: np.ndarray, day: np.ndarray) -> Lines:
+    """Lines of the carts of customers `c` with visit keys `key`, n lines each, created on days `day`; a product
+    appears once per cart. The day decides what campaigns and drift do: the category mix, the SKUs on sale, the
+    discounts."""
     rng = model.rng
     owner, j = line_positions(n)
     lc = c[owner]
     lk = rng.key(key[owner], j)
-    n_prod = len(products)
+    line_day = day[owner]
+    on_sale = model.at_day(model.products_day, line_day)
     n_cat = model.cat_cum.shape[1]
-    cat = rng.choice("line/category", model.cat_cum, lk, rows=cust.channel[lc])
-    per_cat = (n_prod - cat + n_cat - 1) // n_cat
+    cat = rng.choice("line/category", model.cat_cum, lk, rows=model.category_rows(cust.channel[lc], line_day))
+    per_cat = (on_sale - cat + n_cat - 1) // n_cat
     product = cat + n_cat * rng.integers("line/product", 0, per_cat - 1, lk)
-    _dedupe(owner, product, n_prod, len(n))
+    _dedupe(owner, product, on_sale, len(products), len(n))
     qty = line_quantities(model, cust, lc, lk)
     gross = qty * products.price_c[product]
-    discounted = rng.uniform("line/discounted", lk) < model.discount_share
-    pct = rng.between("line/discount_pct", model.discount_pct[0], model.discount_pct[1], lk)
+    discounted = rng.uniform("line/discounted", lk) < model.at_day(model.discount_share_day, line_day)
+    pct = rng.between("line/discount_pct", model.at_day(model.discount_lo_day, line_day),
+                      model.at_day(model.discount_hi_day, line_day), lk)
     discount = np.where(discounted, np.round(gross * pct), 0).astype(np.int64)
     return Lines(owner, j, product, qty, gross, discount, lk)
 
@@ -161,9 +166,9 @@ def build_window(model: Model, cust: Customers, products: Products, visits: Visi
     n = np.where(status == EMPTIED, 0, line_counts(model, cust, vs.cust, key))
     conv = np.flatnonzero(vs.converted)
     if all_lines:
-        lines = build_lines(model, cust, products, vs.cust, key, n)
+        lines = build_lines(model, cust, products, vs.cust, key, n, vs.seconds // DAY_S)
     else:
-        lines = build_lines(model, cust, products, vs.cust[conv], key[conv], n[conv])
+        lines = build_lines(model, cust, products, vs.cust[conv], key[conv], n[conv], vs.seconds[conv] // DAY_S)
         lines.owner = conv[lines.owner]
     k = len(n)
     gross = np.bincount(lines.owner, weights=lines.gross_c, minlength=k).astype(np.int64)

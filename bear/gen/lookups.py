@@ -78,6 +78,7 @@ class Products:
     cost_c: np.ndarray
     inventory: np.ndarray
     names: pa.Array
+    launch_day: np.ndarray  # the day a campaign launched it (-1: the original catalog)
 
     def __len__(self) -> int:
         return len(self.category)
@@ -113,17 +114,17 @@ def build_products(model: Model) -> Products:
         f"{PRODUCT_WORDS[CATEGORIES[c]][0][a]} {PRODUCT_WORDS[CATEGORIES[c]][1][b]} {k // len(CATEGORIES) + 1:03d}"
         for k, (c, a, b) in enumerate(zip(cat.tolist(), adj.tolist(), noun.tolist(), strict=True))
     ]
-    return Products(cat, price_c, cost_c, inventory, pa.array(names, pa.string()))
+    return Products(cat, price_c, cost_c, inventory, pa.array(names, pa.string()), model.launch_day)
 
 
 def _arrivals(model: Model, kind: np.ndarray, per_window: int, i: np.ndarray) -> np.ndarray:
-    """Arrival seconds of the customers of one kind (`kind` true), evenly spread in the order of their rank: the
-    `per_window` of them among the first generator.customers indices arrive over the signup window, and later ones
-    keep arriving at that rate, so a customer's arrival never depends on the run's end."""
+    """Arrival seconds of the customers of one kind (`kind` true), in the order of their rank at each day's rate
+    (drift's new_customers): the `per_window` of them among the first generator.customers indices arrive over the
+    signup window, and later ones keep arriving at that rate, so a customer's arrival never depends on the run's
+    end."""
     rank = np.cumsum(kind) - 1
-    span_s = (model.signup_end_day - model.signup_start_day + 1) * DAY_S
     u = model.rng.uniform("customer/arrival", i)
-    return model.signup_start_day * DAY_S + ((rank + u) * (span_s / max(per_window, 1))).astype(np.int64)
+    return model.arrival_seconds((rank + u) / max(per_window, 1))
 
 
 def build_customers(model: Model) -> Customers:
@@ -133,8 +134,7 @@ def build_customers(model: Model) -> Customers:
     fixed rate (`_arrivals`), so extending the run appends customers and changes none.
     """
     rng = model.rng
-    per_day = model.customers / (model.signup_end_day - model.signup_start_day + 1)
-    n = max(model.customers, int((model.end_day - model.signup_start_day + 8) * per_day * 1.1) + 64)
+    n = max(model.customers, int(model.arrived_by(model.end_day + 7) * model.customers * 1.1) + 64)
     i = np.arange(n, dtype=np.int64)
     is_guest = rng.uniform("customer/guest", i) < model.guest_share
     registered = ~is_guest
@@ -280,4 +280,5 @@ def product_columns(products: Products) -> dict[str, pa.Array]:
         "unit_price": decimal_array(products.price_c),
         "cost_price": decimal_array(products.cost_c),
         "inventory_quantity": pa.array(products.inventory),
+        "launch_date": pa.array(products.launch_day.astype("datetime64[D]"), mask=products.launch_day < 0),
     }

@@ -14,12 +14,52 @@ import pyarrow.compute as pc
 
 from bear.core.calendar import DAY_S
 from bear.core.rows import Ledger
-from bear.core.schemas import ADVANCED_MESS, CASINGS, NULL_COLUMNS, PADDING, STYLE_COLUMNS
+from bear.core.schemas import ADVANCED_MESS, CASINGS, FORMAT_COLUMNS, NULL_COLUMNS, PADDING, STYLE_COLUMNS
 from bear.core.vocab import RETURN_REASONS
 from bear.gen.model import Model
 
 # Made once: building a string scalar probes optional imports on every call.
 _SPACES = [pa.scalar(" " * k, pa.string()) for k in range(3)]
+_S = {s: pa.scalar(s, pa.string()) for s in ("(", ") ", "-", ".", "1")}
+
+
+def _join(*parts) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, _SPACES[0])
+
+
+def _phone_parts(v: pa.Array) -> list[pa.Array]:
+    """Area code, exchange and line of `+1-AAA-EEE-LLLL` phone numbers."""
+    return [pc.utf8_slice_codeunits(v, a, b) for a, b in ((3, 6), (7, 10), (11, 15))]
+
+
+def _phone_local(v: pa.Array) -> pa.Array:
+    area, ex, line = _phone_parts(v)
+    return _join(_S["("], area, _S[") "], ex, _S["-"], line)
+
+
+def _phone_dotted(v: pa.Array) -> pa.Array:
+    area, ex, line = _phone_parts(v)
+    return _join(area, _S["."], ex, _S["."], line)
+
+
+# Format mess: variant spellings of the same value, one of each column's list per hit value. Emails stay
+# `like '%@%.%'` and equal the clean value after trim and lower-casing; phone numbers keep their digits (less
+# the country code where it is dropped).
+FORMATS = {
+    "email": (
+        pc.utf8_upper,  # FIRST.LAST00000123@GMAIL.COM
+        pc.utf8_title,  # First.Last00000123@Gmail.Com
+        lambda v: _join(_SPACES[1], v),  # " first.last00000123@gmail.com"
+        lambda v: _join(v, _SPACES[1]),  # "first.last00000123@gmail.com "
+    ),
+    "phone_number": (
+        _phone_local,  # (AAA) EEE-LLLL
+        lambda v: pc.replace_substring(v, "-", " "),  # +1 AAA EEE LLLL
+        lambda v: _join(_S["1"], *_phone_parts(v)),  # 1AAAEEELLLL
+        _phone_dotted,  # AAA.EEE.LLLL
+    ),
+}
+
 
 def _styled_vocabulary(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Every styled variant of `values`: variant (pad, case) = PADDING[pad - 1] around CASINGS[case - 1] of
@@ -94,7 +134,31 @@ def apply_mess(model: Model, table: str, cols: dict[str, pa.Array], key: np.ndar
         else:
             cols[col] = pc.if_else(pa.array(hit), pa.nulls(len(hit), arr.type), arr)
         ledger.setdefault(col, {})["null"] = hit
+    if model.format_rate > 0:
+        for col in FORMAT_COLUMNS.get(table, ()):
+            ledger.setdefault(col, {})["format"] = _format(model, table, col, cols, key)
     return ledger
+
+
+def _format(model: Model, table: str, col: str, cols: dict[str, pa.Array], key: np.ndarray) -> np.ndarray:
+    """A share of the values spelled in a variant format; only the hit values' variants are made.
+
+    One keyed draw decides whether a value is hit and which variant it gets; a value the variant leaves as it
+    was (or a null) is not counted."""
+    arr = cols[col]
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    variants = FORMATS[col]
+    pick = _pick(model.rng.uniform(f"mess/format/{table}/{col}", key), model.format_rate, len(variants))
+    rows = np.flatnonzero(pick)
+    changed = np.zeros(len(pick), dtype=bool)
+    if not len(rows):
+        return changed
+    clean = arr.take(pa.array(rows))
+    new = pc.choose(pa.array(pick[rows] - 1, pa.int8()), *(fn(clean) for fn in variants))
+    changed[rows] = pc.fill_null(pc.not_equal(new, clean), False).to_numpy(zero_copy_only=False)
+    cols[col] = pc.replace_with_mask(arr, pa.array(pick > 0), new)
+    return changed
 
 
 def _spike(model: Model, cols: dict[str, pa.Array], event_s: np.ndarray, key: np.ndarray) -> np.ndarray:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bear.config.schema import BearConfig
+from bear.config.schema import BearConfig, GeneratorConfig
+from bear.config.timeline import during, intensity, month_points
 from bear.core.calendar import DAY_S, day_number
+from bear.core.schemas import compile_changes
 from bear.core.vocab import (
     CATEGORIES,
     CHANNELS,
@@ -65,19 +67,15 @@ class Model:
         # The calendar runs on past the end, so what is read off it about a day up to the end (a guest's first cart,
         # its signup day) comes out the same when the same lake is later extended.
         days = np.arange(day0, end + HORIZON_DAYS + 1)
-        months = (days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12) + 1
-        season = np.ones(13)
-        for m, f in g.visits.seasonality.items():
-            season[int(m)] = float(f)
-        f = season[months]
+        f = intensity(g, days)
         w = np.concatenate([[0.0], np.cumsum(f)])
         m = cls(Keyed(cfg.run.seed), start, end, s0, s1, day0, w, f)
-        m._compile(cfg)
+        m._compile(cfg, days)
         return m
 
-    def _compile(self, cfg: BearConfig) -> None:
+    def _compile(self, cfg: BearConfig, days: np.ndarray) -> None:
         """Every setting generation reads, as numbers, tuples and lookup tables: nothing past this reads the
-        config."""
+        config. What campaigns and drift make vary from day to day is a table per calendar day (`at_day`)."""
         step = float(self.cal_f.min())  # seasonality factors are positive (validated)
         self._w_ext = np.append(self.cal_w, np.inf)
         self._grid_inv = 1.0 / step
@@ -85,7 +83,7 @@ class Model:
         self._grid_day = np.searchsorted(self.cal_w, grid, side="right") - 1
         g, mess = cfg.generator, cfg.mess
         v, ca, o, r, cu = g.visits, g.carts, g.orders, g.returns, g.customer
-        self.customers, self.products = g.customers, g.products
+        self.customers, self.products = g.customers, g.catalog_size
         self.guest_share, self.no_tier_share = cu.guest_share, cu.no_tier_share
         self.channel_cum = cumulative(per_label(cu.channel_mix, CHANNELS))
         self.tier_cum = cumulative([[cu.tier_mix[ident(ch)].get(ident(t), 0.0) for t in TIERS] for ch in CHANNELS])
@@ -96,12 +94,15 @@ class Model:
         self.conversion, self.open_share, self.emptied_share = ca.conversion, ca.open_share, ca.emptied_share
         self.session_minutes = tuple(ca.session_minutes)
         self.shipping_cost_variance, self.expedited_share = tuple(o.shipping_cost_variance), o.expedited_share
-        self.discount_share, self.discount_pct = o.discount_share, tuple(o.discount_pct)
         self.partial_refund, self.line_share = tuple(r.partial_refund), r.line_share
         self.second_return_share = r.second_return_share
         self.mess_on, self.advanced_mess = mess.level != "none", mess.advanced
         self.style_rate, self.null_rate, self.reason_bias = mess.style_rate, mess.null_rate, mess.reason_bias
+        self.format_rate = mess.format_rate
         self.spike_factor = tuple(mess.spike_factor)
+        self.late_share, self.late_days = mess.late_share, tuple(mess.late_days)
+        self.redelivery_share, self.redelivery_days = mess.redelivery_share, tuple(mess.redelivery_days)
+        self.max_lag = mess.max_lag
         # per product category: the return reason its redrawn reasons lean to
         self.category_reason = np.array([idents(RETURN_REASONS).index(mess.category_reason[ident(c)])
                                          for c in CATEGORIES])
@@ -114,7 +115,6 @@ class Model:
         self.break_lo, self.break_hi = (b / g.scale for b in v.break_days)
         self.lines_lo, self.lines_hi = np.array(per_label(ca.lines, SEGMENT_TIERS), dtype=np.int64).T
         self.qty_lo, self.qty_hi = np.array(per_label(ca.quantity, SEGMENT_TIERS), dtype=np.int64).T
-        self.cat_cum = cumulative([per_label(ca.category_preference[ident(ch)], CATEGORIES) for ch in CHANNELS])
         self.boost = np.array(per_label(ca.first_purchase_boost, CHANNELS))
         self.order_channel_cum = cumulative(per_label(o.channel_mix, ORDER_CHANNELS))
         pay = np.zeros((len(ORDER_CHANNELS), len(PAYMENT_METHODS)))
@@ -139,6 +139,66 @@ class Model:
         self.refund_methods = tuple(title_label(k) for k in r.refund_method_mix)
         self.refund_method_cum = cumulative(r.refund_method_mix.values())
         self.agent_ids = ("ONLINE", *(f"CSR-{i:04d}" for i in range(1, o.agents + 1)))
+        # which added columns each table's partition of a day holds (generation makes them for every row)
+        self.schema_changes = compile_changes(g.schema_changes)
+        self._compile_days(g, days)
+
+    def _compile_days(self, g: GeneratorConfig, days: np.ndarray) -> None:
+        """Per calendar day: drift's multipliers, campaigns' discounts and category mixes, the SKUs on sale."""
+        d = g.drift
+        self.conversion_day = month_points(d.conversion, days)
+        self.return_day = month_points(d.return_rate, days)
+        share = np.full(days.size, g.orders.discount_share)
+        lo, hi = np.full(days.size, g.orders.discount_pct[0]), np.full(days.size, g.orders.discount_pct[1])
+        boost = np.ones((days.size, len(CATEGORIES)))
+        for c in g.campaigns:  # in list order: a later campaign's discount wins on days two share
+            on = during(days, c)
+            if c.discount_share is not None:
+                share[on] = c.discount_share
+            if c.discount_pct is not None:
+                lo[on], hi[on] = c.discount_pct
+            for cat, factor in c.category_boost.items():
+                boost[on, idents(CATEGORIES).index(cat)] *= factor
+        self.discount_share_day = np.minimum(share * month_points(d.discount_share, days), 1.0)
+        self.discount_lo_day, self.discount_hi_day = lo, hi
+        # category mixes: one row per (distinct boost of the day) x signup channel
+        mixes, self.mix_day = np.unique(boost, axis=0, return_inverse=True)
+        self.mix_day = self.mix_day.reshape(-1)
+        pref = np.array([per_label(g.carts.category_preference[ident(ch)], CATEGORIES) for ch in CHANNELS])
+        weights = pref[None, :, :] * mixes[:, None, :]
+        self.cat_cum = cumulative(weights / weights.sum(axis=2, keepdims=True)).reshape(-1, len(CATEGORIES))
+        # signups: the share of the signup window's arrivals that has arrived by each day boundary from signup_start
+        # (to the window's end or the calendar's, whichever is later)
+        signup_days = np.arange(self.signup_start_day, max(self.signup_end_day, int(days[-1])) + 1)
+        cum = np.concatenate([[0.0], np.cumsum(month_points(d.new_customers, signup_days))])
+        self._arrived = cum / cum[self.signup_end_day - self.signup_start_day + 1]
+        self._arrived_s = (self.signup_start_day + np.arange(cum.size)) * DAY_S
+        # launches: SKUs numbered in order of their launch day (then of the list), so the SKUs on sale on a day are
+        # the first products_day of them
+        launches = sorted((day_number(c.start), i, c.new_products) for i, c in enumerate(g.campaigns) if c.new_products)
+        self.products_day = np.full(days.size, g.products, dtype=np.int64)
+        self.launch_day = np.full(self.products, -1, dtype=np.int64)  # per product: its launch (-1: always sold)
+        first = g.products
+        for day, _, k in launches:
+            self.products_day[days >= day] += k
+            self.launch_day[first:first + k] = day
+            first += k
+
+    def arrival_seconds(self, share: np.ndarray) -> np.ndarray:
+        """When the arrivals reach `share` of the signup window's (beyond 1 after it): at each day's rate."""
+        return np.interp(share, self._arrived, self._arrived_s).astype(np.int64)
+
+    def arrived_by(self, day: int) -> float:
+        """The share of the signup window's arrivals that has arrived by the end of `day`."""
+        return float(self._arrived[min(max(day + 1 - self.signup_start_day, 0), self._arrived.size - 1)])
+
+    def at_day(self, table: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """A per-calendar-day table's values on days `day` (day numbers; the calendar's edges hold outside it)."""
+        return table[np.clip(np.asarray(day, dtype=np.int64) - self.cal_day0, 0, table.size - 1)]
+
+    def category_rows(self, channel: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Rows of `cat_cum` for shoppers of signup channel `channel` on days `day` (the day's campaign mix)."""
+        return self.at_day(self.mix_day, day) * len(CHANNELS) + channel
 
     # -- calendar ---------------------------------------------------------------------
     def activity_of(self, seconds: np.ndarray) -> np.ndarray:
@@ -159,6 +219,10 @@ class Model:
         if bad.size:
             d[bad] = np.searchsorted(self.cal_w, activity[bad], side="right") - 1
         return d
+
+    def day_of(self, activity: np.ndarray) -> np.ndarray:
+        """Activity time -> the calendar day (day number) it falls in."""
+        return self._day_index(activity) + self.cal_day0
 
     def seconds_of(self, activity: np.ndarray) -> np.ndarray:
         """Activity time -> calendar unix seconds; past the calendar (HORIZON_DAYS after the end) -> int64 max."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from bear.core.calendar import DAY_S
 from bear.core.columns import Columns
+from bear.core.schemas import DELIVERED as FEED_FAMILIES
 from bear.core.schemas import ID_FAMILIES
 from bear.gen.baskets import lex_order
 from bear.gen.skeleton import FAMILIES, Chunk, OrderKeys, ShardCounts, ShardPiece, chunk_of
@@ -62,6 +63,12 @@ class ChunkPlan:
     # The same rows per day of the chunk (index 0 = start_day): which partitions get data files (dry run).
     day_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     due: list[int] = field(default_factory=list)  # the chunks the returns of its orders are dated in, ascending
+    # The feed's rows of its orders per family (FEED_FAMILIES): those it delivers only after the run's end
+    # (missing until an extension lands them) and the re-delivered copies it delivers by then. Not in the record:
+    # both depend on the run's end.
+    feed: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The feed's rows per family landing on each day of the chunk (what its partitions hold; dry run).
+    landed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def record(self) -> dict:
         """The chunk as the run's plan document lists it (plain JSON values)."""
@@ -80,6 +87,8 @@ class ChunkWork:
     orders: OrderKeys = field(repr=False)  # the chunk's orders (what they paid moves spend from day to day)
     opening: np.ndarray = field(repr=False)  # the run's first day only: customers with spend before the start
     opening_spend_c: np.ndarray = field(repr=False)
+    # The works of the chunks before it that the feed's late and re-delivered rows come from (`landing_windows`).
+    before: list[ChunkWork] = field(default_factory=list, repr=False)
 
 
 def plan_chunk(chunk: Chunk, next_id: dict[str, int], shards: list[ShardCounts]) -> ChunkPlan:
@@ -91,7 +100,11 @@ def plan_chunk(chunk: Chunk, next_id: dict[str, int], shards: list[ShardCounts])
     for f in ID_FAMILIES:
         next_id[f] += rows[f]
     due = np.unique(np.concatenate([s.due for s in shards])).tolist()
-    return ChunkPlan(chunk, first, rows, dict(zip(FAMILIES, day_rows, strict=True)), due)
+    feed = {kind: dict(zip(FEED_FAMILIES, np.sum([getattr(s, kind) for s in shards], axis=0).tolist(), strict=True))
+            for kind in ("in_flight", "redelivered")}
+    landed = np.sum([s.landed for s in shards], axis=0)
+    return ChunkPlan(chunk, first, rows, dict(zip(FAMILIES, day_rows, strict=True)), due, feed,
+                     dict(zip(FEED_FAMILIES, landed, strict=True)))
 
 
 def date_returns(plan: ChunkPlan, chunks: list[Chunk], pieces: list[ShardPiece]) -> list[DatedReturns]:
@@ -131,8 +144,10 @@ def number_returns(plan: ChunkPlan, dated: list[DatedReturns]) -> ReturnsDue:
                       first_item_id=first["return_items"] + np.cumsum(due.n_items) - due.n_items)
 
 
-def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], dated: list[DatedReturns]) -> ChunkWork:
-    """A chunk's work from its shards' pieces (in shard order) and the returns dated in it."""
+def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], dated: list[DatedReturns],
+               before: list[ChunkWork] | None = None) -> ChunkWork:
+    """A chunk's work from its shards' pieces (in shard order), the returns dated in it and the works of the chunks
+    it looks back into."""
     visits = Visits.concat([p.visits for p in pieces])
     visits.cust, visits.vidx = visits.cust.astype(np.int64), visits.vidx.astype(np.int64)  # as the generator draws
     return ChunkWork(
@@ -144,7 +159,26 @@ def chunk_work(plan: ChunkPlan, pieces: list[ShardPiece], dated: list[DatedRetur
         OrderKeys.concat([p.orders for p in pieces]),
         np.concatenate([p.opening for p in pieces]).astype(np.int64),
         np.concatenate([p.opening_spend_c for p in pieces]),
+        before or [],
     )
+
+
+def lookback(plans: list[ChunkPlan], index: int, lag: int) -> list[int]:
+    """The chunks before chunk `index` whose days lie within `lag` days before its start: where the rows the feed
+    delivers in it late (or again) were ordered."""
+    start = plans[index].chunk.start_day
+    return [j for j in range(index) if plans[j].chunk.end_day >= start - lag]
+
+
+def landing_windows(work: ChunkWork, first_day: int, last_day: int, lag: int) -> list[ChunkWork]:
+    """What to generate for the rows that land on days [first_day, last_day] of `work`'s chunk: those days, and the
+    `lag` days before them (in this chunk or the ones before it), whose late and re-delivered orders land here."""
+    out = []
+    for w in [*work.before, work]:
+        a, b = max(first_day - lag, w.plan.chunk.start_day), min(last_day, w.plan.chunk.end_day)
+        if a <= b:
+            out.append(w if (a, b) == (w.plan.chunk.start_day, w.plan.chunk.end_day) else day_window(w, a, b))
+    return out
 
 
 def day_batches(plan: ChunkPlan, max_rows: int) -> list[tuple[int, int]]:

@@ -51,15 +51,23 @@ def _at_least_one(chosen: np.ndarray, eligible: np.ndarray, u: np.ndarray, owner
     return out
 
 
+def first_returns(model: Model, cust: Customers, c: np.ndarray, key: Key,
+                  order_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which orders (of customers `c`, cart visit keys `key`) come back: their positions, and the days from the
+    order to the first return."""
+    rng = model.rng
+    rate = model.return_rate[cust.channel[c]] * model.at_day(model.return_day, order_s // DAY_S)
+    o = np.flatnonzero(rng.uniform("return/returned", key) < rate)
+    k = rng.choice("return/timing", model.timing_cum, key[o])
+    return o, rng.integers("return/delay", model.timing_lo[k], model.timing_hi[k], key[o])
+
+
 def plan_returns(model: Model, cust: Customers, c: np.ndarray, key: Key, n_lines: np.ndarray,
                  order_s: np.ndarray) -> ReturnPlan:
     """Returns (dated no later than the run's end) of orders identified by customer `c` and cart visit `key`."""
     rng = model.rng
-    returned = rng.uniform("return/returned", key) < model.return_rate[cust.channel[c]]
-    o = np.flatnonzero(returned)
+    o, delay1 = first_returns(model, cust, c, key, order_s)
     ok = key[o]
-    k = rng.choice("return/timing", model.timing_cum, ok)
-    delay1 = rng.integers("return/delay", model.timing_lo[k], model.timing_hi[k], ok)
     second = (rng.uniform("return/second", ok) < model.second_return_share) & (delay1 < 365)
     delay2 = delay1 + rng.integers("return/delay2", 1, np.maximum(365 - delay1, 1), ok)
 

@@ -20,8 +20,9 @@ import numpy as np
 
 from bear.core.calendar import DAY_S, day_to_date
 from bear.core.columns import Columns
-from bear.core.schemas import DAILY, PLAN_FAMILY
+from bear.core.schemas import DAILY, DELIVERED, PLAN_FAMILY
 from bear.gen.baskets import add_spend, build_window, orders_in_order, running_spend
+from bear.gen.delivery import delivery
 from bear.gen.lookups import Customers, Products, change_codes
 from bear.gen.model import Model
 from bear.gen.returns import plan_returns
@@ -60,6 +61,11 @@ class ShardCounts:
 
     day_rows: np.ndarray  # int64 [family (FAMILIES order), day of the chunk]: rows dated that day (its ID blocks)
     due: np.ndarray  # sorted indices of the chunks that the returns of its orders are dated in
+    # int64 [DELIVERED]: rows of its orders the feed delivers only after the run's end, and re-delivered copies it
+    # delivers by then
+    in_flight: np.ndarray
+    redelivered: np.ndarray
+    landed: np.ndarray  # int64 [DELIVERED, day of the chunk]: the feed's rows that land that day (its partitions)
 
 
 @dataclass
@@ -116,15 +122,16 @@ def walk_shard(model: Model, cust: Customers, products: Products, chunks: list[C
     day0 = chunks[0].start_day
     n_days = chunks[-1].end_day - day0 + 1
     due = np.zeros((2, n_days), dtype=np.int64)  # per day of the run: returns (and items) dated then, so far
+    land = np.zeros((len(DELIVERED), n_days + model.max_lag + 1), dtype=np.int64)  # the feed's rows landing then
     for chunk in chunks:
-        counts, piece = _step(model, cust, products, chunks, chunk, state, due, pieces)
+        counts, piece = _step(model, cust, products, chunks, chunk, state, due, land, pieces)
         yield counts  # a step's working arrays are gone by now: a shard holds its state and one piece
         if pieces:
             yield piece
 
 
 def _step(model: Model, cust: Customers, products: Products, chunks: list[Chunk], chunk: Chunk, state: VisitState,
-          due: np.ndarray, pieces: bool) -> tuple[ShardCounts, ShardPiece | None]:
+          due: np.ndarray, land: np.ndarray, pieces: bool) -> tuple[ShardCounts, ShardPiece | None]:
     """Advance the shard through `chunk`: its counts, and its piece if `pieces`."""
     lo, day0 = state.lo, chunks[0].start_day
     opening = np.flatnonzero(state.spend_c > 0) if chunk.start_day == model.start_day else np.array([], np.int64)
@@ -156,7 +163,19 @@ def _step(model: Model, cust: Customers, products: Products, chunks: list[Chunk]
         due[0, days], due[1, days],
         np.bincount(order_day, changed, minlength=width) + np.eye(1, width, dtype=np.int64)[0] * opened.sum(),
     ]).astype(np.int64)
-    counts = ShardCounts(day_rows, np.unique(chunk_of(chunks, ret_day + day0)))
+    d = delivery(model, cust, oc, win.key[conv], win.order_seconds[conv])
+    day = order_day + chunk.start_day
+    late, again = day + d.lag > model.end_day, (d.copy_lag >= 0) & (day + d.copy_lag <= model.end_day)
+    lines = win.n_lines[conv]
+    first, copy = day + d.lag - day0, (day + d.copy_lag - day0)[d.copy_lag >= 0]
+    for f, (n, copies) in enumerate(((1, 1), (lines, lines[d.copy_lag >= 0]), (changed, 0))):
+        np.add.at(land[f], first, n)
+        np.add.at(land[f], copy, copies)
+    landed = land[:, days].copy()
+    landed[2, 0] += opened.sum()  # the run's first day: the opening changes
+    counts = ShardCounts(day_rows, np.unique(chunk_of(chunks, ret_day + day0)),
+                         np.array([late.sum(), lines[late].sum(), (changed & late).sum()], dtype=np.int64),
+                         np.array([again.sum(), lines[again].sum(), 0], dtype=np.int64), landed)
     if not pieces:
         return counts, None
     i32 = np.int32  # customer, visit and order indices travel as int32: a third less to store and move

@@ -19,6 +19,7 @@ from bear.core import text
 from bear.core.calendar import DAY_S, timestamps
 from bear.core.money import decimal_array
 from bear.core.rows import Rows
+from bear.core.schemas import DELIVERED
 from bear.core.vocab import (
     CATEGORIES,
     CHANGED,
@@ -34,11 +35,13 @@ from bear.gen.baskets import (
     Window,
     build_lines,
     build_window,
+    canonical_order,
     lex_order,
     line_counts,
     orders_in_order,
     running_spend,
 )
+from bear.gen.delivery import NO_COPY, delivered, delivery
 from bear.gen.lookups import (
     Lookups,
     change_codes,
@@ -50,11 +53,31 @@ from bear.gen.lookups import (
 from bear.gen.model import Model
 from bear.gen.planner import ChunkWork, ReturnsDue
 from bear.gen.returns import plan_returns
+from bear.gen.rng import cumulative
 
 
 def _agents(model: Model, phone: np.ndarray, stream: str, *keys) -> pa.Array:
     agent = model.rng.integers(stream, 1, len(model.agent_ids) - 1, *keys)
     return text.labels(model.agent_ids, np.where(phone, agent, 0))
+
+
+UTM_SOURCES = ("google", "facebook", "instagram", "newsletter", "tiktok")
+UTM_CUM = cumulative([0.40, 0.22, 0.14, 0.10, 0.08, 0.06])  # first: direct traffic (null), then UTM_SOURCES
+REFERRAL_SHARE = 0.05
+
+
+def _acquisition(model: Model, key) -> dict[str, pa.Array]:
+    """The orders' columns added by schema changes, drawn from each order's key: utm_source (null for direct
+    traffic) and referral_code (`REF-` + 6 upper-case hex digits for referred orders, else null)."""
+    rng = model.rng
+    utm = rng.choice("order/utm_source", UTM_CUM, key)
+    code = text.hexadecimal("REF-", rng.bits("order/referral_code", key).view(np.int64))
+    code = pc.ascii_upper(pc.utf8_slice_codeunits(code, 0, 10))  # the top 24 bits' 6 digits
+    referred = pa.array(rng.uniform("order/referral", key) < REFERRAL_SHARE)
+    return {
+        "utm_source": text.labels(UTM_SOURCES, np.maximum(utm - 1, 0), mask=utm == 0),
+        "referral_code": pc.if_else(referred, code, pa.scalar(None, pa.string())),
+    }
 
 
 def _product_cols(lk: Lookups, product: np.ndarray) -> dict[str, pa.Array]:
@@ -139,6 +162,7 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
         "billing_address": pc.take(lk.billing_address, cust_idx),
         "clv_bucket": text.labels(CLV_BUCKETS, clv),
         "is_reactivated": pa.array(vs.react[conv]),
+        **_acquisition(model, key),  # every order has them; the writer leaves them out before their since day
     }
     ln = win.lines
     rank = np.full(len(vs.cust), -1)
@@ -155,19 +179,23 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
         "cost_price": decimal_array(lk.products.cost_c[p]),
     }
     item_rank = rank[ln.owner[sel]]
+    d = delivery(model, lk.customers, c, key, win.order_seconds[conv])
     return (
-        Rows(orders, win.order_seconds[conv], order_no),
-        Rows(items, win.order_seconds[conv][item_rank], order_no[item_rank] * 256 + ln.line[sel]),
-        customer_changes(model, lk, work, c, cum - net, cum, win.order_seconds[conv], order_no, order_ids),
+        Rows(orders, win.order_seconds[conv], order_no, delivered(d.lag, d.copy_lag)),
+        Rows(items, win.order_seconds[conv][item_rank], order_no[item_rank] * 256 + ln.line[sel],
+             delivered(d.lag[item_rank], d.copy_lag[item_rank])),
+        customer_changes(model, lk, work, c, cum - net, cum, win.order_seconds[conv], order_no, order_ids, d.lag),
     )
 
 
 def customer_changes(model: Model, lk: Lookups, work: ChunkWork, c: np.ndarray, before_c: np.ndarray,
-                     after_c: np.ndarray, seconds: np.ndarray, order_no: np.ndarray, order_ids: pa.Array) -> Rows:
+                     after_c: np.ndarray, seconds: np.ndarray, order_no: np.ndarray, order_ids: pa.Array,
+                     lag: np.ndarray) -> Rows:
     """The dated changes of customers' loyalty tier and CLV bucket: one row per order whose spend moved either
     (the order's customer, spend before and after it), and on the run's first day one row per customer whose
     spend before the run had moved them from what they signed up with (`work.opening`). Rows come in time order;
-    the opening rows' keys are odd, the orders' even, so event IDs never collide."""
+    the opening rows' keys are odd, the orders' even, so event IDs never collide. A change lands with the order
+    that earned it (`lag`: late or on time); the feed does not deliver changes twice."""
     start = work.opening
     if start.size and work.plan.chunk.start_day != model.start_day:
         raise AssertionError("opening changes outside the run's first day")
@@ -188,7 +216,9 @@ def customer_changes(model: Model, lk: Lookups, work: ChunkWork, c: np.ndarray, 
         "changed": text.labels(CHANGED, code[keep]),
         "order_id": order,
     }
-    return Rows(cols, secs, np.concatenate([(start + 1) * 2 + 1, order_no * 2])[keep])
+    lags = np.concatenate([np.zeros(start.size, np.int64), lag])[keep]
+    return Rows(cols, secs, np.concatenate([(start + 1) * 2 + 1, order_no * 2])[keep],
+                delivered(lags, np.full(lags.size, NO_COPY)))
 
 
 def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
@@ -207,7 +237,7 @@ def returns_and_items(model: Model, lk: Lookups, due: ReturnsDue):
     pos = np.searchsorted(have, want)  # rp is ordered by (order, seq)
     if not np.array_equal(have[pos], want):
         raise AssertionError("planned returns do not match the due returns")
-    lines = build_lines(model, cust, lk.products, oc, okey, n)
+    lines = build_lines(model, cust, lk.products, oc, okey, n, due.order_seconds[first] // DAY_S)
     line_start = np.r_[0, np.cumsum(n)][:-1]
     keep_items = np.isin(rp.item_ret, pos)
     item_ret_rp = rp.item_ret[keep_items]
@@ -283,6 +313,16 @@ def customer_rows(model: Model, lk: Lookups, first_day: int, last_day: int) -> R
     day = lk.customers.signup_day
     i = np.flatnonzero((day >= first_day) & (day <= last_day))
     return Rows(customer_columns(model, lk, i), day[i].astype(np.int64) * DAY_S, i + 1)
+
+
+def feed_tables(model: Model, lk: Lookups, work: ChunkWork) -> dict[str, Rows]:
+    """The order feed's tables alone (orders, their lines, the changes they cause) of a window whose other rows are
+    written elsewhere: the days before a chunk whose late orders land in it. Only the converted carts get lines; the
+    carts' IDs need only their canonical order."""
+    visits = work.visits.take(canonical_order(work.visits))
+    win = build_window(model, lk.customers, lk.products, visits, all_lines=False)
+    cart_ids = text.padded("CART-", work.plan.first_ids["carts"] + np.arange(visits.cust.size))
+    return dict(zip(DELIVERED, orders_and_items(model, lk, win, work, cart_ids), strict=True))
 
 
 def chunk_tables(model: Model, lk: Lookups, work: ChunkWork, clock: dict[str, float] | None = None) -> dict[str, Rows]:

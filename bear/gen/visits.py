@@ -107,7 +107,7 @@ def advance(model: Model, state: VisitState, until_day: int) -> Visits:
     rng = model.rng
     limit = model.activity_at_day_end(until_day)
     out_c, out_v, out_a, out_r, out_x = [], [], [], [], []
-    conv_p = min(model.conversion, 1.0)
+    conv_p = model.conversion
     h = state.habits
     cand = np.flatnonzero(state.next_a < limit)
     while cand.size:
@@ -116,7 +116,7 @@ def advance(model: Model, state: VisitState, until_day: int) -> Visits:
         key = rng.key(c + state.lo, v)
         a = state.next_a[c]
         bought = state.purchased[c]
-        p = np.where(bought, conv_p, h.conv_new[c])
+        p = np.where(bought, conv_p, h.conv_new[c]) * model.at_day(model.conversion_day, model.day_of(a))
         conv = rng.uniform("visit/convert", key) < p
         state.purchased[c] = bought | conv
         out_c.append(c)

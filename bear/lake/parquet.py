@@ -20,8 +20,20 @@ import pyarrow.parquet as pq
 from bear.config.schema import OutputConfig
 from bear.core import text
 from bear.core.calendar import timestamps
-from bear.core.rows import Ledger, Rows
-from bear.core.schemas import CHANGES, EVENT_ID_PREFIX, PARTITION_KEY, SCHEMAS, TABLE_CODE, dictionary_columns
+from bear.core.rows import COPY_BIT, Ledger, Rows
+from bear.core.schemas import (
+    BASE_SHAPE,
+    CHANGES,
+    DELIVERED,
+    DELIVERY_KINDS,
+    EVENT_ID_PREFIX,
+    PARTITION_KEY,
+    SCHEMAS,
+    TABLE_CODE,
+    TableShape,
+    dictionary_columns,
+    shaped,
+)
 from bear.lake.layout import DATA_FILE, partition_name
 from bear.lake.sink import Writes
 
@@ -44,6 +56,9 @@ class PartitionStat:
     max_event_s: int | None = None
     id_range: list[int] | None = None
     mess: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the order feed's tables: rows delivered late (ordered on an earlier day) and re-delivered copies
+    delivery: dict[str, int] | None = None
+    shape: TableShape = BASE_SHAPE  # the table schema version of its files and the added columns they hold
 
     @property
     def dir(self) -> str:
@@ -115,6 +130,7 @@ def _id_numbers(table: str, key: np.ndarray) -> np.ndarray | None:
     rows have no ID of their own (customer_changes: its keys only make event IDs unique)."""
     if table in CHANGES:
         return None
+    key = key & (COPY_BIT - 1)  # a re-delivered copy has its first delivery's ID
     return key >> 8 if table == "order_items" else key
 
 
@@ -129,13 +145,15 @@ def _strings(values: list[str]) -> pa.Array:
 def write_partitions(
     writes: Writes, out: OutputConfig, fingerprint: str, table: str, rows: Rows, ledger: Ledger,
     part_code: np.ndarray, part_names: dict[int, str], ingest_s: dict[int, int],
-    seconds: dict[str, float] | None = None,
+    seconds: dict[str, float] | None = None, shapes: dict[int, TableShape] | None = None,
 ) -> list[PartitionStat]:
     """Write `rows` grouped by `part_code`; every code in `part_names` gets a stat, empty or not.
 
     Rows are put in partition order once (usually they already are, and nothing is copied),
     so each file is a zero-copy slice; per-partition statistics come from cumulative sums.
     `seconds`, when given, accumulates time spent encoding ("encode") and publishing ("write").
+    `shapes`: each code's table shape (default: the base columns); a column added by a schema change not live in a
+    partition is absent from its files.
     """
     t_start = time.perf_counter()
     write_s = 0.0
@@ -165,15 +183,22 @@ def write_partitions(
         pa.date32())}
     mess_counts = {col: {kind: np.concatenate([[0], np.cumsum(ordered(mask))]) for kind, mask in kinds.items()}
                    for col, kinds in ledger.items()}
+    delivered = None if table not in DELIVERED else {
+        kind: np.concatenate([[0], np.cumsum(ordered((rows.delivery or {}).get(kind, np.zeros(n, bool))))])
+        for kind in DELIVERY_KINDS}
     ids = _id_numbers(table, key)
     est_row = max(base.nbytes / max(n, 1), 1.0)
     per_file = max(1, int(out.target_file_mb * 2**20 / est_row))
     zeros = pa.array(np.zeros(min(n, per_file), dtype=np.int32))
     values = list(part_names.values())
+    part_shapes = [(shapes or {}).get(c, BASE_SHAPE) for c in part_names]
     batch_ids = _strings([f"{fingerprint[:12]}-{table}-{v}" for v in values])
     stats = []
     for i, (value, a, b) in enumerate(zip(values, lo.tolist(), hi.tolist(), strict=True)):
-        stat = PartitionStat(table, partition_name(table, value))
+        stat = PartitionStat(table, partition_name(table, value), shape=part_shapes[i],
+                             delivery=None if delivered is None else {k: int(cs[b] - cs[a])
+                                                                      for k, cs in delivered.items()})
+        file_schema = shaped(schema, table, stat.shape.added)
         if b > a:
             stat.min_event_s, stat.max_event_s = int(event_s[a:b].min()), int(event_s[a:b].max())
             stat.id_range = None if ids is None else [int(ids[a:b].min()), int(ids[a:b].max())]
@@ -191,8 +216,8 @@ def write_partitions(
                 **{name: col.slice(start, m) for name, col in added.items()},
             }
             part = base.slice(start, m)
-            arrays = [part.column(f.name) if f.name in data_cols else derived[f.name] for f in schema]
-            data = encode(pa.Table.from_arrays(arrays, schema=schema), out, table)
+            arrays = [part.column(f.name) if f.name in data_cols else derived[f.name] for f in file_schema]
+            data = encode(pa.Table.from_arrays(arrays, schema=file_schema), out, table)
             w0 = time.perf_counter()
             writes.write(rel, data)
             stat.files.append(FileStat(rel, m, len(data), hashlib.md5(data).hexdigest()))

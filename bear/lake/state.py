@@ -176,11 +176,13 @@ def json_bytes(obj: Any, indent: int | None = 2) -> bytes:
 
 
 def plan_document(cfg: BearConfig, chunks: list[dict[str, Any]], signup_days: list[str],
-                  customers: int) -> dict[str, Any]:
-    """The run's plan: how far it goes (`end`), its chunks with their ID blocks and row counts, the days that
-    have customers (their signups make the customers table's partitions) and how many customers signed up by the
-    end, so readers know every partition and row count without generating. An extension rewrites it with the
-    committed chunks as they were and the new ones after."""
+                  customers: int, feed: dict[str, dict[str, dict[str, int]]] | None = None) -> dict[str, Any]:
+    """The run's plan: how far it goes (`end`), its chunks with their ID blocks and row counts (by event day), the
+    days that have customers (their signups make the customers table's partitions), how many customers signed up
+    by the end, and per chunk the order feed's rows that are not one per ID (`feed`: `in_flight`, late orders of
+    the last days, missing from the lake until an extension lands them; `redelivered`, copies delivered by the
+    end), so readers know every partition and row count without generating (`lake_rows`). An extension rewrites it
+    with the committed chunks as they were and the new ones after."""
     return {
         "schema_version": PLAN_VERSION,
         "generator_version": __version__,
@@ -193,8 +195,17 @@ def plan_document(cfg: BearConfig, chunks: list[dict[str, Any]], signup_days: li
         "totals": {k: sum(c["rows"][k] for c in chunks) for k in chunks[0]["rows"]} if chunks else {},
         "signup_days": signup_days,
         "customers": customers,
+        "feed": feed or {},
         "created_at": now_iso(),
     }
+
+
+def lake_rows(plan: dict[str, Any], catalog_size: int) -> int:
+    """The rows a lake with this plan holds once complete: each planned row, less those in flight at the end, plus
+    the re-delivered copies, and the customers and the catalog."""
+    feed = [(kind, n) for chunk in plan["feed"].values() for kind, rows in chunk.items() for n in rows.values()]
+    return (sum(plan["totals"].values()) + sum(n if kind == "redelivered" else -n for kind, n in feed)
+            + plan["customers"] + catalog_size)
 
 
 def manifest_document(cfg: BearConfig, fp: str, stat: PartitionStat) -> dict[str, Any]:
@@ -216,6 +227,8 @@ def manifest_document(cfg: BearConfig, fp: str, stat: PartitionStat) -> dict[str
         "generator_version": __version__,
         "mess_level": cfg.mess.level,
         "mess_counts": stat.mess,
+        **({} if stat.delivery is None else {"delivery": stat.delivery}),
+        "table_schema": stat.shape.document(),  # the table's schema version and the added columns its files hold
         "created_at": now_iso(),
     }
 

@@ -36,6 +36,7 @@ from bear.lake.state import (
     content_config,
     fingerprint,
     is_complete,
+    lake_rows,
     now_iso,
     other_config,
     plan_config,
@@ -201,7 +202,7 @@ def _backfill(cfg: BearConfig, sink: Sink, lease: Lease, hooks: list, t_start: f
             ck = _checkpoint(sink, p.plan) if ck is None else ck
             ck["total_chunks"] = len(p.plans)
         committer = Committer(sink, p.plan, ck, hooks, lease)
-        total_rows = sum(p.plan["totals"].values()) + p.plan["customers"] + cfg.generator.products
+        total_rows = lake_rows(p.plan, cfg.generator.catalog_size)
         log.info("plan: %d chunks (%d to do), %s rows, lake %s", len(p.plans),
                  len(p.plans) - ck["committed_chunks"], f"{total_rows:,}", sink.display)
         progress = Progress(cfg.logging.progress, len(p.plans), total_rows, ck["committed_chunks"],

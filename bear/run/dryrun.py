@@ -1,6 +1,7 @@
 """`sink.dry_run=true`: every object a run would write, from the plan alone; nothing is written.
 
-The skeleton pass already knows each day's row count per table (`ChunkPlan.day_rows`) and
+The skeleton pass already knows each day's row count per table (`ChunkPlan.day_rows`; for the
+order feed's tables the rows landing that day, `ChunkPlan.landed`) and
 the lookups know the customers' signup days, so the listing is exact without generating a
 row: every partition gets `_MANIFEST.json` and `_SUCCESS`, and a `part-00000.parquet` when
 it holds rows. A lake that already holds this run is read (never written) so the listing
@@ -54,7 +55,7 @@ def planned_objects(p: Prepared, committed_chunks: int = 0, dimensions_done: boo
     for plan in p.plans[committed_chunks:]:
         chunk = plan.chunk
         for table in DAILY:
-            per_day = plan.day_rows[PLAN_FAMILY[table]].tolist()
+            per_day = (plan.landed[table] if table in plan.landed else plan.day_rows[PLAN_FAMILY[table]]).tolist()
             for day, n in zip(range(chunk.start_day, chunk.end_day + 1), per_day, strict=True):
                 out += _partition(table, day_partition(day), n)
         inside = (days >= chunk.start_day) & (days <= chunk.end_day)

@@ -2,6 +2,8 @@
 
 For tests, notebooks and small explorations. The same jobs' rows go through the same ordered
 commit as the backfill's, on the in-process executor; the "commit" appends each job's tables.
+Tables in memory have no partitions, so every row is there once: the order feed's late and
+repeated deliveries (`bear.gen.delivery`) exist only in the lake.
 """
 
 from __future__ import annotations

@@ -19,15 +19,16 @@ import pyarrow as pa
 
 from bear.config.schema import BearConfig
 from bear.core.calendar import DAY_S
-from bear.core.rows import Ledger, Rows
-from bear.core.schemas import DAILY, SCHEMAS, TABLES
+from bear.core.rows import Ledger, Rows, concat_rows, take_rows
+from bear.core.schemas import DAILY, SCHEMAS, TABLES, shape_on
 from bear.core.vocab import CATEGORIES
+from bear.gen.delivery import deliver
 from bear.gen.lookups import Customers, Lookups, Products, product_columns
 from bear.gen.mess import apply_mess
 from bear.gen.model import Model
-from bear.gen.planner import ChunkPlan, ChunkWork, DatedReturns, chunk_work, date_returns, day_batches, day_window
+from bear.gen.planner import ChunkPlan, ChunkWork, DatedReturns, chunk_work, date_returns, day_batches, landing_windows
 from bear.gen.skeleton import Chunk, ShardPiece, walk_shard
-from bear.gen.tables import chunk_tables, customer_rows
+from bear.gen.tables import chunk_tables, customer_rows, feed_tables
 from bear.lake.layout import MANIFEST, day_partition, ingestion_seconds, partition_dir
 from bear.lake.parquet import PartitionStat, write_partitions
 from bear.lake.sink import Sink, Writes, open_sink
@@ -83,18 +84,30 @@ def _where() -> tuple[str, float, float]:
     return node, *memory.peaks()
 
 
-def chunk_rows(ctx: Context, work: ChunkWork, mess: bool = True,
-               seconds: dict[str, float] | None = None) -> dict[str, tuple[Rows, Ledger]]:
-    """A chunk's rows per table (daily tables, new customers), messed (unless `mess=False`) with their ledgers."""
-    t0 = time.perf_counter()
-    tables = chunk_tables(ctx.model, ctx.lookups, work)
-    t1 = time.perf_counter()
-    out = {name: (rows, apply_mess(ctx.model, name, rows.cols, rows.key, rows.event_s, rows.related) if mess else {})
-           for name, rows in tables.items()}
-    if seconds is not None:
-        seconds["generate"] = seconds.get("generate", 0.0) + t1 - t0
-        seconds["mess"] = seconds.get("mess", 0.0) + time.perf_counter() - t1
-    return out
+def chunk_rows(ctx: Context, work: ChunkWork, first_day: int, last_day: int, mess: bool = True,
+               seconds: dict[str, float] | None = None, feed: bool = True) -> dict[str, tuple[Rows, Ledger]]:
+    """The rows of a chunk that land on days [first_day, last_day] per table (daily tables, new customers), messed
+    (unless `mess=False`), with their ledgers: the rows dated then, less the orders the feed delivers later, plus
+    those of the days before that it delivers late or again then (`bear.gen.delivery`). With `feed=False` (the
+    in-memory tables, which have no partitions) every row is there once, on its event day."""
+    parts: dict[str, list[tuple[Rows, Ledger]]] = {}
+    for w in landing_windows(work, first_day, last_day, ctx.model.max_lag if feed else 0):
+        t0 = time.perf_counter()
+        before = w.plan.chunk.end_day < first_day  # a look-back window: only the feed's rows can land here
+        tables = (feed_tables if before else chunk_tables)(ctx.model, ctx.lookups, w)
+        t1 = time.perf_counter()
+        for name, rows in tables.items():
+            ledger = apply_mess(ctx.model, name, rows.cols, rows.key, rows.event_s, rows.related) if mess else {}
+            if feed:
+                rows, ledger = deliver(rows, ledger)
+            day = rows.landing_day()
+            here = (day >= first_day) & (day <= last_day)
+            parts.setdefault(name, []).append((rows, ledger) if here.all() else take_rows(rows, ledger,
+                                                                                           np.flatnonzero(here)))
+        if seconds is not None:
+            seconds["generate"] = seconds.get("generate", 0.0) + t1 - t0
+            seconds["mess"] = seconds.get("mess", 0.0) + time.perf_counter() - t1
+    return {name: concat_rows(p) for name, p in parts.items()}
 
 
 def dimension_rows(ctx: Context, mess: bool = True) -> dict[str, tuple[Rows, Ledger]]:
@@ -122,11 +135,12 @@ def _write_days(writes: Writes, ctx: Context, table: str, rows: Rows, ledger: Le
                 seconds: dict[str, float] | None = None) -> list[PartitionStat]:
     """A table's rows of `days` into their day partitions: every day for the daily tables (empty days included),
     the days that have signups for customers."""
-    day = rows.event_s // DAY_S
+    day = rows.landing_day()
     codes = days if table in DAILY else np.unique(day).tolist()
     names = {d: day_partition(d) for d in codes}
+    shapes = {d: shape_on(ctx.model.schema_changes, table, d) for d in codes}
     return write_partitions(writes, ctx.cfg.output, ctx.fingerprint, table, rows, ledger, day, names,
-                            {d: ingestion_seconds(d) for d in codes}, seconds)
+                            {d: ingestion_seconds(d) for d in codes}, seconds, shapes)
 
 
 def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
@@ -143,8 +157,7 @@ def run_chunk(ctx: Context, work: ChunkWork) -> JobResult:
     stats: list[PartitionStat] = []
     with Writes(ctx.sink) as writes:
         for first, last in day_batches(work.plan, ctx.cfg.ray.batch_rows):
-            part = work if (first, last) == (chunk.start_day, chunk.end_day) else day_window(work, first, last)
-            for table, (rows, ledger) in chunk_rows(ctx, part, seconds=seconds).items():
+            for table, (rows, ledger) in chunk_rows(ctx, work, first, last, seconds=seconds).items():
                 stats += _write_days(writes, ctx, table, rows, ledger, range(first, last + 1), seconds)
         stats.sort(key=lambda s: (TABLES.index(s.table), s.partition))  # table by table, day by day
         w0 = time.perf_counter()
@@ -201,22 +214,38 @@ def returns_job(plan: ChunkPlan, chunks: list[Chunk], *pieces: ShardPiece) -> Da
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def _work(plan: ChunkPlan, n_pieces: int, parts: tuple) -> ChunkWork:
-    """`parts`: the chunk's shard pieces, then the returns dated in it."""
-    return chunk_work(plan, list(parts[:n_pieces]), list(parts[n_pieces:]))
+@dataclass
+class Layout:
+    """How a chunk job's handles split: its shard pieces, the returns dated in it, then the pieces of each chunk
+    it looks back into (with that chunk's plan)."""
+
+    pieces: int
+    dues: int
+    before: list[tuple[ChunkPlan, int]]
 
 
-def chunk_job(cfg: BearConfig, lookups: Lookups, fp: str, plan: ChunkPlan, n_pieces: int, *parts: Any) -> JobResult:
-    return run_chunk(context(cfg, lookups, fp), _work(plan, n_pieces, parts))
+def _work(plan: ChunkPlan, layout: Layout, parts: tuple) -> ChunkWork:
+    at = layout.pieces + layout.dues
+    before = []
+    for p, n in layout.before:
+        before.append(chunk_work(p, list(parts[at:at + n]), []))
+        at += n
+    return chunk_work(plan, list(parts[:layout.pieces]), list(parts[layout.pieces:layout.pieces + layout.dues]),
+                      before)
+
+
+def chunk_job(cfg: BearConfig, lookups: Lookups, fp: str, plan: ChunkPlan, layout: Layout, *parts: Any) -> JobResult:
+    return run_chunk(context(cfg, lookups, fp), _work(plan, layout, parts))
 
 
 def dimensions_job(cfg: BearConfig, lookups: Lookups, fp: str) -> JobResult:
     return run_dimensions(context(cfg, lookups, fp))
 
 
-def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool, plan: ChunkPlan, n_pieces: int,
+def chunk_in_memory_job(cfg: BearConfig, lookups: Lookups, fp: str, mess: bool, plan: ChunkPlan, layout: Layout,
                         *parts: Any) -> InMemory:
-    rows = chunk_rows(context(cfg, lookups, fp), _work(plan, n_pieces, parts), mess)
+    rows = chunk_rows(context(cfg, lookups, fp), _work(plan, layout, parts), plan.chunk.start_day, plan.chunk.end_day,
+                      mess, feed=False)
     return {n: (in_memory(n, r), led) for n, (r, led) in rows.items()}
 
 

@@ -25,12 +25,12 @@ from bear.core.calendar import day_number, day_to_date
 from bear.core.schemas import ID_FAMILIES
 from bear.gen.lookups import Customers, Lookups, Products, build_customers, build_lookups, build_products
 from bear.gen.model import Model
-from bear.gen.planner import ChunkPlan, plan_chunk
+from bear.gen.planner import ChunkPlan, lookback, plan_chunk
 from bear.gen.skeleton import Chunk, make_chunks
 from bear.lake.state import content_config, fingerprint, plan_document
 from bear.run.errors import RunError
 from bear.run.executors import Executor, InProcessExecutor, failure
-from bear.run.jobs import returns_job, shard_job
+from bear.run.jobs import Layout, returns_job, shard_job
 
 MIN_SHARD = 20_000  # customers: below this a shard's fixed costs outweigh what it parallelises
 MAX_SHARD = 1_000_000  # customers x generator.scale: a shard's working memory per chunk grows with this
@@ -95,11 +95,19 @@ class Prepared:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def chunk_args(self, index: int) -> list[Any]:
-        """What a chunk job takes after the plan: its piece count, pieces and returns; handed over only once, so
-        the store can free them when the job is done."""
-        pieces, dues = self.pieces[index], self.dues[index]
-        self.pieces[index] = self.dues[index] = []
-        return [len(pieces), *pieces, *dues]
+        """What a chunk job takes after the plan: its Layout, then its pieces, the returns dated in it and the
+        pieces of the chunks it looks back into. Chunk jobs are submitted in order, so a handle no later chunk
+        needs is dropped here, and the store can free it when the job is done."""
+        back = lookback(self.plans, index, self.model.max_lag)
+        layout = Layout(len(self.pieces[index]), len(self.dues[index]),
+                        [(self.plans[j], len(self.pieces[j])) for j in back])
+        args = [layout, *self.pieces[index], *self.dues[index], *(h for j in back for h in self.pieces[j])]
+        self.dues[index] = []
+        later = index + 1 < len(self.plans) and lookback(self.plans, index + 1, self.model.max_lag)
+        for j in [*back, index]:
+            if not later or j not in later:
+                self.pieces[j] = []
+        return args
 
 
 def plan_chunks(cfg: BearConfig, model: Model, lake: dict[str, Any] | None, committed: int) -> list[Chunk]:
@@ -124,6 +132,7 @@ def prepare(setup: Setup, executor: Executor, lake: dict[str, Any] | None = None
     streams = [executor.stream(shard_job, cfg, *shared, chunks, lo, hi, pieces)
                for lo, hi in shard_bounds(model, customers, shards)]
     next_id = dict.fromkeys(ID_FAMILIES, 1)
+    first_new = chunks[committed].start_day if committed < len(chunks) else model.end_day + 1
     plans: list[ChunkPlan] = []
     chunk_pieces: list[list[Any]] = []
     dues: list[list[Any]] = [[] for _ in chunks]
@@ -141,7 +150,8 @@ def prepare(setup: Setup, executor: Executor, lake: dict[str, Any] | None = None
                 for k, handle in zip(plan.due, dated, strict=True):
                     if k >= committed:
                         dues[k].append(handle)
-            chunk_pieces.append(shard_pieces if chunk.index >= committed else [])
+            needed = chunk.index >= committed or chunk.end_day >= first_new - model.max_lag  # looked back into
+            chunk_pieces.append(shard_pieces if needed else [])
         where = executor.results([next(stream) for stream in streams])
     except Exception as exc:
         raise RunError(f"planning (the skeleton pass over {shards} customer shards) failed: {failure(exc)}") from None
@@ -154,7 +164,8 @@ def prepare(setup: Setup, executor: Executor, lake: dict[str, Any] | None = None
                            f"wrote it, or start over with run.restart=true", exit_code=2)
     signup = customers.signup_day[customers.signup_day <= model.end_day]
     plan_doc = plan_document(cfg, records, [day_to_date(d).isoformat() for d in np.unique(signup).tolist()],
-                             signup.size)
+                             signup.size, {str(p.chunk.index): p.feed for p in plans
+                                           if any(n for kind in p.feed.values() for n in kind.values())})
     t2 = time.perf_counter()
     nodes: dict[str, int] = {}
     for node, *_ in where:

@@ -8,6 +8,7 @@ plotting dependency, no network, opens offline.
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import logging
@@ -31,7 +32,8 @@ def chunk_summary(plan_fingerprint: str, index: int, partitions: list[PartitionS
         "index": index,
         "partitions": [
             {"table": s.table, "partition": s.partition, "rows": s.rows, "bytes": s.bytes, "files": len(s.files),
-             "largest_file": max((f.bytes for f in s.files), default=0), "mess": s.mess}
+             "largest_file": max((f.bytes for f in s.files), default=0), "mess": s.mess,
+             **({} if s.delivery is None else {"delivery": s.delivery})}
             for s in partitions
         ]
     }
@@ -60,12 +62,14 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
             if p["table"] in daily:
                 day = p["partition"].split("=", 1)[1]
                 daily[p["table"]][day] = daily[p["table"]].get(day, 0) + p["rows"]
-            for col, kinds in p["mess"].items():
+            # the feed's late and re-delivered rows: counted like mess, per table, as a column "(rows)"
+            for col, kinds in (*p["mess"].items(), *([("(rows)", p["delivery"])] if p.get("delivery") else [])):
                 slot = mess.setdefault(p["table"], {}).setdefault(col, {})
                 for kind, n in kinds.items():
                     slot[kind] = slot.get(kind, 0) + n
     total_rows = sum(t["rows"] for t in tables.values())
     wall = run.get("wall_seconds") or 0
+    campaigns = plan["config"]["generator"].get("campaigns", [])
     return {
         **run,
         "tables": tables,
@@ -79,6 +83,8 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
         "mess_counts": mess,
         "range": {"start": plan["plan_config"]["run"]["start"], "end": plan["end"]},
         "mess_level": plan["plan_config"]["mess"]["level"],
+        "campaigns": [{k: c[k] for k in ("name", "start", "end")} for c in campaigns
+                      if c["start"] <= plan["end"] and c["end"] >= plan["plan_config"]["run"]["start"]],
     }
 
 
@@ -110,8 +116,10 @@ def _weekly_mean(days: list[str], daily: dict[str, int]) -> list[tuple[int, floa
     return [(i, sum(daily.get(d, 0) for d in days[i:i + 7]) / len(days[i:i + 7])) for i in range(0, len(days), 7)]
 
 
-def _table_chart(name: str, daily: dict[str, int], color: str, width: int = 470, height: int = 210) -> str:
-    """One table's rows per day (faint) and their weekly mean (bold), with a labelled y axis and year/month ticks."""
+def _table_chart(name: str, daily: dict[str, int], color: str, campaigns: list[dict[str, str]],
+                 width: int = 470, height: int = 210) -> str:
+    """One table's rows per day (faint) and their weekly mean (bold), with a labelled y axis, year/month ticks and
+    the campaigns' days shaded."""
     days = sorted(daily)
     if not days:
         return f"<figure><figcaption>{name}: no rows</figcaption></figure>"
@@ -139,6 +147,12 @@ def _table_chart(name: str, daily: dict[str, int], color: str, width: int = 470,
                          f'<text x="{x(i):.1f}" y="{bottom + 15}" font-size="10" text-anchor="middle">'
                          f'{d[:4] if by_year else d[:7]}</text>')
     parts.append(f'<line x1="{left}" y1="{bottom}" x2="{width - 10}" y2="{bottom}" stroke="#888"/>')
+    for c in campaigns:
+        a, b = bisect.bisect_left(days, c["start"]), bisect.bisect_right(days, c["end"]) - 1
+        if a <= b:
+            parts.append(f'<rect x="{x(a) - 0.5:.1f}" y="{top_pad}" width="{max(x(b) - x(a), 1) + 1:.1f}" '
+                         f'height="{bottom - top_pad}" fill="#f5c518" fill-opacity="0.35">'
+                         f'<title>{html.escape(c["name"])}: {c["start"]} .. {c["end"]}</title></rect>')
     daily_pts = " ".join(f"{x(i):.1f},{y(daily.get(d, 0)):.1f}" for i, d in enumerate(days))
     weekly_pts = " ".join(f"{x(i + 3):.1f},{y(v):.1f}" for i, v in _weekly_mean(days, daily))
     parts.append(f'<polyline fill="none" stroke="{color}" stroke-opacity="0.25" stroke-width="0.7" '
@@ -168,7 +182,7 @@ def _bars(counts: dict[str, tuple[int, int]], width: int = 960) -> str:
 def render_html(report: dict[str, Any]) -> str:
     mess = {f"{t}.{c} {k}": (n, report["tables"][t]["rows"]) for t, cols in report["mess_counts"].items()
             for c, kinds in cols.items() for k, n in kinds.items()}
-    charts = "".join(f"<div>{_table_chart(t, report['daily_rows'][t], COLORS[i])}</div>"
+    charts = "".join(f"<div>{_table_chart(t, report['daily_rows'][t], COLORS[i], report.get('campaigns', []))}</div>"
                      for i, t in enumerate(DAILY))
     table_rows = "".join(
         f"<tr><td>{t}</td><td>{v['rows']:,}</td><td>{v['partitions']:,}</td><td>{v['bytes']:,}</td></tr>"
@@ -187,10 +201,11 @@ td:first-child,th:first-child{{text-align:left}}
 &middot; {report.get('wall_seconds', 0)} s &middot; {report.get('rows_per_second') or 0:,} rows/s</p>
 <table><tr><th>table</th><th>rows</th><th>partitions</th><th>bytes</th></tr>{table_rows}</table>
 <h2>Rows per day, by table</h2>
-<p>Faint: each day; bold: the mean of each week (seasonality and campaigns show there). Each chart has its own
-scale.</p>
+<p>Faint: each day; bold: the mean of each week (seasonality and campaigns show there); shaded: the campaigns'
+days (hover for the name). Each chart has its own scale.</p>
 <div class="grid">{charts}</div>
-<h2>Mess injected: share of each table's rows, per column and kind (values)</h2>{_bars(mess)}
+<h2>Mess injected: share of each table's rows, per column and kind (values; "(rows)": the order feed's late
+and re-delivered rows)</h2>{_bars(mess)}
 <script type="application/json" id="bear-data">{data}</script>
 </body></html>
 """

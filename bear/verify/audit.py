@@ -42,6 +42,8 @@ from bear.verify.changes import ChangesPass
 from bear.verify.dimensions import dimension_partition, load_dimensions
 from bear.verify.findings import Report
 from bear.verify.mess_rates import mess_rates
+from bear.verify.profile import profile
+from bear.verify.profile import render as render_profile
 from bear.verify.read import concat
 from bear.verify.returns import ReturnsPass
 from bear.verify.sales import SalesPass
@@ -75,8 +77,9 @@ class Audit:
                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     def _lake(self, plan: dict) -> None:
-        windows = [Window(day_number(c["start"]), day_number(c["end"]), c["first_ids"], c["ids"], c["rows"])
-                   for c in plan["chunks"]]
+        feed = plan.get("feed", {})
+        windows = [Window(day_number(c["start"]), day_number(c["end"]), c["first_ids"], c["ids"], c["rows"],
+                          feed.get(str(c["index"]), {}).get("in_flight", {})) for c in plan["chunks"]]
         sales, returns = SalesPass(self.state, windows), ReturnsPass(self.state)
         changes = ChangesPass(self.state, plan["plan_config"]["run"]["start"])
         self._list()
@@ -93,6 +96,7 @@ class Audit:
         sales.resolve_away()
         returns.lake(windows, sales.returned_rows)
         changes.lake(concat(sales.changed_orders, "orders"))
+        self.state.feed.check(self.found)
 
     def _walk(self, windows: list[Window], task: Callable[[int], DayResult],
               merge: Callable[[Window, list[DayResult]], None]) -> None:
@@ -187,7 +191,12 @@ def verify_lake(sink: Sink, cfg: BearConfig) -> Report:
 
 def verify_command(cfg: BearConfig) -> int:
     """`bear verify`: the report on stdout (text, or JSON with --json); exit 0 only when every check passes."""
-    report = verify_lake(open_sink(cfg.sink), cfg)
+    sink = open_sink(cfg.sink)
+    report = verify_lake(sink, cfg)
     as_json = cfg.json or cfg.verify.json
-    print(json.dumps(report.to_json(), indent=2) if as_json else report.render(), file=sys.stdout)
-    return 0 if report.ok else 1
+    measures = profile(sink, cfg) if cfg.verify.profile and not report.skipped else []
+    doc = {**report.to_json(), "profile": [{**vars(x), "ok": x.ok} for x in measures]} if measures else None
+    print(json.dumps(doc or report.to_json(), indent=2) if as_json else report.render(), file=sys.stdout)
+    if measures and not as_json:
+        print("\n" + render_profile(measures), file=sys.stdout)
+    return 0 if report.ok and all(x.ok for x in measures) else 1

@@ -40,6 +40,7 @@ class ChangesPass:
         """A day's customer_changes partition, checked on its own (a task on the pool); its rows go to the driver."""
         res = DayResult(day, Findings())
         res.tables, _ = self.state.day_tables(CHANGES, day, res.found)
+        res.rows = {name: table.num_rows for name, table in res.tables.items()}
         event_partition(TABLE, res.tables[TABLE], day, res.found, f"ingest_dt={day_partition(day)}")
         return res
 

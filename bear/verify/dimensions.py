@@ -39,7 +39,7 @@ def load_dimensions(state: AuditState, results: list[tuple[Findings, pa.Table]],
     cust, prod = concat(data["customers"], "customers"), concat(data["product_catalog"], "product_catalog")
     for name, got, want, source, where in (
             ("customers", cust.num_rows, customers, "the plan", "signup_date=*"),  # signed up by the end
-            ("product_catalog", prod.num_rows, g.products, "the config", "category=*")):
+            ("product_catalog", prod.num_rows, g.catalog_size, "the config", "category=*")):
         found.count("coverage.rows", 1)
         if got != want:
             found.fail("coverage.rows", name, f"{got:,} rows, {source} says {want:,}", [], abs(got - want), where)

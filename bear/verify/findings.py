@@ -23,7 +23,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "manifest.rows": ("files", "listed rows match the file"),
     "manifest.checksum": ("files", "listed md5 matches the file"),
     "manifest.orphans": ("files", "no data file outside a manifest"),
-    "files.schema": ("files", "readable Parquet with the table's schema"),
+    "files.schema": ("files", "readable Parquet with the table's schema of the partition's day (added columns)"),
     "files.lineage": ("files", "source_file, batch_id, ingestion_ts and event_id as the file and manifest say"),
     "files.partition_column": ("files", "the partition column inside the file equals the path"),
     "keys.unique": ("rows", "primary keys unique lake-wide"),
@@ -33,6 +33,8 @@ CHECKS: dict[str, tuple[str, str]] = {
     "integrity.has_lines": ("rows", "every order and return has a line"),
     "integrity.event_partition": ("rows", "every row in the partition of its event date"),
     "integrity.child_partition": ("rows", "every line in its parent's partition"),
+    "feed.delivery": ("rows", "late and re-delivered order-feed rows as their manifests count them; copies repeat "
+                              "their first delivery"),
     **{name: ("rows", about) for name, (_, about) in (RULES | HISTORY_RULES).items()},
     "mess.counts": ("partitions", "manifest mess counts match the data (nulls, whitespace, spikes)"),
     "mess.rates": ("columns", "measured mess rates match the configured level"),

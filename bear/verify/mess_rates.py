@@ -11,7 +11,7 @@ import math
 from collections import Counter
 
 from bear.config.schema import BearConfig
-from bear.core.schemas import CASINGS, NULL_COLUMNS, PARTITION_KEY, STYLE_COLUMNS
+from bear.core.schemas import CASINGS, FORMAT_COLUMNS, NULL_COLUMNS, PARTITION_KEY, STYLE_COLUMNS
 from bear.verify.findings import Findings
 
 
@@ -20,13 +20,15 @@ def mess_rates(found: Findings, cfg: BearConfig) -> list[dict]:
 
     Expected: nulls at null_rate; whitespace at style_rate; casing at style_rate x the share of the
     casings that change a value (upper-casing "PAYPAL" does nothing, and the ledger counts only real
-    changes), which is counted from the data; reasons re-drawn at style_rate when the level is
+    changes), which is counted from the data; emails and phone numbers in a variant format at format_rate
+    (every variant changes every value); reasons re-drawn at style_rate when the level is
     advanced; any other kind at zero (spikes are judged by mess.counts). The allowed deviation is
     mess_tolerance plus three standard errors, so small lakes do not fail on chance.
     """
     m, tol = cfg.mess, cfg.verify.mess_tolerance
     style = m.style_rate if m.level != "none" else 0.0
     null = m.null_rate if m.level != "none" else 0.0
+    fmt = m.format_rate if m.level != "none" else 0.0
     expected: dict[tuple[str, str, str], float] = {}
     counts: Counter = Counter(found.mess_counts)
     for t, rows in found.mess_rows.items():
@@ -37,6 +39,8 @@ def mess_rates(found: Findings, cfg: BearConfig) -> list[dict]:
         for col in STYLE_COLUMNS.get(t, ()):
             expected[(t, col, "whitespace")] = style
             expected[(t, col, "casing")] = style * found.capacity[(t, col)] / rows / len(CASINGS)
+        for col in FORMAT_COLUMNS.get(t, ()):
+            expected[(t, col, "format")] = fmt
         if t == "returns":
             expected[(t, "reason", "redrawn")] = style if m.advanced else 0.0
     for key in counts:

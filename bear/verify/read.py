@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from bear.core.calendar import day_number
 from bear.core.schemas import (
+    BASE_SHAPE,
     CASINGS,
     DAILY,
     EVENT_ID_PREFIX,
@@ -28,6 +29,8 @@ from bear.core.schemas import (
     STYLE_COLUMNS,
     TABLE_CODE,
     TABLES,
+    TableShape,
+    shaped,
 )
 from bear.lake.layout import MANIFEST, SUCCESS, ingestion_seconds
 from bear.lake.sink import Sink
@@ -86,6 +89,7 @@ class PartRead:
     manifest: dict | None = None
     manifest_error: str = ""
     files: list[FileRead] = field(default_factory=list)
+    shape: TableShape = BASE_SHAPE  # the schema version and added columns the config gives this partition
 
     @property
     def readable(self) -> bool:
@@ -137,14 +141,25 @@ def measure_mess(table: str, t: pa.Table) -> Counter:
     return out
 
 
-def read_file(sink: Sink, table: str, rel: str) -> FileRead:
+def schema_problem(table: str, shape: TableShape, found: pa.Schema, want: pa.Schema) -> str:
+    """How a file's schema differs from its partition's: columns missing or unexpected (an added column before or
+    from its since day), else types or nullability."""
+    missing = [n for n in want.names if n not in found.names]
+    extra = [n for n in found.names if n not in want.names]
+    detail = "; ".join(part for part in (missing and f"missing {', '.join(missing)}",
+                                         extra and f"unexpected {', '.join(extra)}") if part)
+    return f"schema differs from {table}'s version {shape.version} ({detail or 'types or nullability'})"
+
+
+def read_file(sink: Sink, table: str, rel: str, shape: TableShape = BASE_SHAPE) -> FileRead:
     data = sink.read(rel)
     fr = FileRead(rel.rsplit("/", 1)[1], size=len(data), md5=hashlib.md5(data).hexdigest())
     try:
         pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=AS_DICTIONARY[table])
         fr.rows = pf.metadata.num_rows
-        if not pf.schema_arrow.equals(READ_SCHEMA[table]):
-            fr.error = f"schema differs from {table}'s"
+        want = shaped(READ_SCHEMA[table], table, shape.added)
+        if not pf.schema_arrow.equals(want):
+            fr.error = schema_problem(table, shape, pf.schema_arrow, want)
             return fr
         t = pf.read(columns=list(READ[table]), use_threads=False)  # the audit's own threads use the cores
         # Parquet readers do not validate UTF-8: a damaged page can decode into strings Python cannot read
@@ -157,7 +172,8 @@ def read_file(sink: Sink, table: str, rel: str) -> FileRead:
     keep = t.select(list(KEEP[table]))
     for i, f in enumerate(keep.schema):
         if pa.types.is_dictionary(f.type):
-            keep = keep.set_column(i, f.name, keep.column(i).cast(f.type.value_type))
+            # keep the field's nullability: a day whose files are all unreadable contributes empty_table()
+            keep = keep.set_column(i, f.with_type(f.type.value_type), keep.column(i).cast(f.type.value_type))
     fr.data = keep
     return fr
 
@@ -251,9 +267,11 @@ def manifest_shape_error(doc) -> str:
     return ""
 
 
-def read_partition(sink: Sink, table: str, partition: str, names: frozenset[str]) -> PartRead:
-    """The manifest and the files it lists (every data file present when there is no readable manifest)."""
-    pr = PartRead(table, partition, names)
+def read_partition(sink: Sink, table: str, partition: str, names: frozenset[str],
+                   shape: TableShape = BASE_SHAPE) -> PartRead:
+    """The manifest and the files it lists (every data file present when there is no readable manifest), the files
+    checked against the partition's table `shape`."""
+    pr = PartRead(table, partition, names, shape=shape)
     base = f"{table}/{partition}"
     listed: list[str] = []
     if MANIFEST in names:
@@ -269,5 +287,6 @@ def read_partition(sink: Sink, table: str, partition: str, names: frozenset[str]
     if pr.manifest is None:
         listed = sorted(n for n in names if n not in MARKERS)
     for name in listed:
-        pr.files.append(read_file(sink, table, f"{base}/{name}") if name in names else FileRead(name, present=False))
+        pr.files.append(read_file(sink, table, f"{base}/{name}", shape) if name in names
+                        else FileRead(name, present=False))
     return pr

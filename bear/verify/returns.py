@@ -33,6 +33,7 @@ class ReturnsPass:
         """A day's returns partitions, checked on their own (a task on the pool); their rows go to the driver."""
         res = DayResult(day, Findings())
         res.tables, _ = self.state.day_tables(RETURNS, day, res.found)
+        res.rows = {name: table.num_rows for name, table in res.tables.items()}
         event_partition("returns", res.tables["returns"], day, res.found, f"ingest_dt={day_partition(day)}")
         return res
 

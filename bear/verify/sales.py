@@ -60,6 +60,7 @@ class SalesPass:
         res = DayResult(day, Findings())
         found, part = res.found, f"ingest_dt={day_partition(day)}"
         t, reads = self.state.day_tables(SALES, day, found)
+        res.rows = {name: table.num_rows for name, table in t.items()}
         for name in ("shopping_carts", "cart_items", "orders"):
             res.ids[name] = id_numbers(t[name][ID_COLUMNS[name]])
         for name in ("shopping_carts", "orders"):
@@ -80,7 +81,7 @@ class SalesPass:
             found.count(name, t[table].num_rows)
         for f in link_checks(full, SALES, DIMENSIONS) + line_checks(t) + sales_rules(full):
             found.add(f, part)
-        self._spikes(t, reads["orders"], found, part)
+        self._spikes(t, reads, found, day, part)
         res.returned = [order_rows(t["orders"], self.returned).select(["order_id", "order_date", "net_total", DAY]),
                         order_rows(t["order_items"], self.returned).select(["order_id", "product_id", "quantity", DAY])]
         res.changed = order_rows(t["orders"], self.changed).select([*ORDER_COLUMNS, DAY])
@@ -89,19 +90,25 @@ class SalesPass:
     def _order_lines_unique(self, lines: pa.Table, found: Findings, part: str) -> None:
         """(order_id, product_id) unique, on numbers: lake-wide, since every line sits with its order."""
         found.count("keys.unique", lines.num_rows)
-        key = id_numbers(lines["order_id"]) * (self.state.cfg.generator.products + 1) + id_numbers(lines["product_id"])
+        products = self.state.cfg.generator.catalog_size
+        key = id_numbers(lines["order_id"]) * (products + 1) + id_numbers(lines["product_id"])
         s = np.sort(key)
         if s.size and (s[1:] == s[:-1]).any():
             for f in unique_keys("order_items", lines, PRIMARY_KEY["order_items"]):
                 found.add(f, part)
 
-    def _spikes(self, t: dict[str, pa.Table], orders: PartRead | None, found: Findings, part: str) -> None:
-        """total_items is the sum of the order's line quantities, or (spike mess) a recorded multiple of it."""
+    def _spikes(self, t: dict[str, pa.Table], reads: dict[str, PartRead | None], found: Findings, day: int,
+                part: str) -> None:
+        """total_items is the sum of the order's line quantities, or (spike mess) a multiple of it for every order
+        of the day, one day a month; each partition's manifest counts the spiked orders it holds."""
         o, mess = t["orders"], self.state.cfg.mess
-        qty = sum_by(t["order_items"]["order_id"], id_numbers(t["order_items"]["quantity"]),
-                     o["order_id"].combine_chunks())
-        items = id_numbers(o["total_items"])
+        items, qty = id_numbers(o["total_items"]), _quantities(o, t["order_items"])
         spiked = items != qty
+        if spiked.any():
+            found.spike_days[day_partition(day)[:7]] += 1
+            if not spiked.all():
+                found.fail("mess.counts", "orders", f"spike hit {int(spiked.sum())} of the day's {spiked.size} orders",
+                           partition=part)
         lo, hi = mess.spike_factor
         factor = items // np.maximum(qty, 1)
         plausible = (qty > 0) & (items % np.maximum(qty, 1) == 0) & (factor >= lo) & (factor <= hi)
@@ -109,11 +116,13 @@ class SalesPass:
         if bad.any():
             found.fail("mess.counts", "orders", f"{int(bad.sum())} orders whose total_items is neither the sum of "
                        "their lines nor a spike of it", values_where(o["order_id"], bad), int(bad.sum()), part)
-        if orders is not None and orders.manifest is not None and orders.readable:
+        orders, lines = reads["orders"], reads["order_items"]
+        if orders is not None and orders.manifest is not None and orders.readable and lines is not None:
             recorded = orders.manifest.get("mess_counts", {}).get("total_items", {}).get("spike", 0)
-            if recorded != int(spiked.sum()):
-                found.fail("mess.counts", "orders", f"total_items.spike: manifest {recorded}, data "
-                           f"{int(spiked.sum())}", partition=part)
+            here = int(_spiked(orders.table_data(), lines.table_data()).sum())  # the partition's own orders
+            if recorded != here:
+                found.fail("mess.counts", "orders", f"total_items.spike: manifest {recorded}, data {here}",
+                           partition=part)
 
     # ---- windows and the lake (driver) ----------------------------------------------------------------------
 
@@ -131,7 +140,7 @@ class SalesPass:
             days = np.concatenate([np.full(r.ids[name].size, r.day) for r in results]) if results else ids
             lo = w.first_ids[PLAN_FAMILY[name]]
             hi = lo + w.ids[PLAN_FAMILY[name]]
-            check_ids(found, name, ids, days, lo, hi, lo, hi - 1, w.name)
+            check_ids(found, name, ids, days, lo, hi, lo, hi - 1, w.name, w.in_flight.get(name, 0))
             if name in self.day_of:
                 day_of = self.day_of[name]
                 ok = (ids > 0) & (ids < day_of.size)
@@ -156,6 +165,16 @@ class SalesPass:
                 self.state.found.fail("integrity.child_partition", child, f"{int(elsewhere.sum())} lines outside "
                                       f"their {key}'s partition", values_where(rows[PRIMARY_KEY[child][0]], elsewhere),
                                       int(elsewhere.sum()), partitions_of(where[elsewhere]))
+
+
+def _quantities(orders: pa.Table, lines: pa.Table) -> np.ndarray:
+    """Each order's units, summed over its lines."""
+    return sum_by(lines["order_id"], id_numbers(lines["quantity"]), orders["order_id"].combine_chunks())
+
+
+def _spiked(orders: pa.Table, lines: pa.Table) -> np.ndarray:
+    """Orders whose total_items is not the sum of their lines' quantities."""
+    return id_numbers(orders["total_items"]) != _quantities(orders, lines)
 
 
 def order_rows(t: pa.Table, orders: np.ndarray) -> pa.Table:

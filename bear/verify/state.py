@@ -14,12 +14,14 @@ import numpy as np
 import pyarrow as pa
 
 from bear.config.schema import BearConfig
+from bear.core.schemas import BASE_SHAPE, SchemaChanges, compile_changes, shape_on
 from bear.lake.layout import day_partition
 from bear.lake.sink import Sink
 from bear.verify.checks import id_numbers
+from bear.verify.feed import Feed
 from bear.verify.findings import Findings
 from bear.verify.partition import check_partition
-from bear.verify.read import PartRead, empty_table, read_partition
+from bear.verify.read import PartRead, empty_table, partition_day, read_partition
 
 CUSTOMER_COLUMNS = ("customer_id", "signup_date", "initial_loyalty_tier")  # what the passes resolve customers for
 
@@ -36,20 +38,30 @@ class AuditState:
     customers: pa.Table = field(default_factory=lambda: empty_table("customers").select(list(CUSTOMER_COLUMNS)))
     customer_row: np.ndarray = field(default_factory=lambda: np.full(1, -1, dtype=np.int64))  # row by ID number
     products: pa.Table = field(default_factory=lambda: empty_table("product_catalog"))
+    changes: SchemaChanges = field(init=False)  # the config's schema changes: which columns a partition holds
+    feed: Feed = field(init=False)  # the order feed's tables, gathered by event day
+
+    def __post_init__(self) -> None:
+        self.changes = compile_changes(self.cfg.generator.schema_changes)
+        self.feed = Feed(self.read, self.cfg.mess.max_lag)
 
     def read(self, table: str, partition: str) -> PartRead | None:
         names = self.listing.get((table, partition))
-        return None if names is None else read_partition(self.sink, table, partition, names)
+        if names is None:
+            return None
+        shape = shape_on(self.changes, table, partition_day(partition)) if table in self.changes else BASE_SHAPE
+        return read_partition(self.sink, table, partition, names, shape)
 
     def day_tables(self, tables: tuple[str, ...], day: int, found: Findings) -> tuple[dict, dict]:
-        """A day's partitions of `tables`, each checked on its own, and their data (empty where absent)."""
+        """A day's partitions of `tables`, each checked on its own, and their data (empty where absent); the order
+        feed's tables (`Feed`) hold the rows ordered that day, wherever the feed delivered them."""
         part = f"ingest_dt={day_partition(day)}"
         reads = {name: self.read(name, part) for name in tables}
         for pr in reads.values():
             if pr is not None:
                 check_partition(pr, self.fp, self.cfg.mess.level, found)
         t = {name: pr.table_data() if pr is not None else empty_table(name) for name, pr in reads.items()}
-        return t, reads
+        return self.feed.gather(t, reads, day, found), reads
 
     def customers_of(self, *columns: pa.ChunkedArray) -> pa.Table:
         """The customers these columns refer to, found by ID number: hashing every customer ID for every day
