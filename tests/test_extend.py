@@ -52,6 +52,7 @@ def fresh(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_an_extended_lake_equals_a_fresh_run_and_never_touches_what_was_committed(fresh, tmp_path):
     """Items 1, 2, 5, 6: 2020-01-01..02-07 in chunks of 10 days (the last one short), extended to 02-29: only new
     partitions appear, nothing committed is rewritten, renamed or deleted, and the lake equals the fresh run's
@@ -89,6 +90,7 @@ def test_an_extended_lake_equals_a_fresh_run_and_never_touches_what_was_committe
     assert report.ok, report.render()
 
 
+@pytest.mark.slow
 def test_a_lake_extended_day_by_day_equals_the_fresh_run(fresh, tmp_path):
     """Item 2: a week and two days of daily refreshes after 2020-02-20, chunks of 3 days that divide nothing."""
     lake = tmp_path / "lake"

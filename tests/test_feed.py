@@ -14,6 +14,8 @@ from bear.lake.sink import open_sink
 from bear.run.backfill import backfill
 from bear.verify.audit import verify_lake
 
+pytestmark = pytest.mark.slow  # lakes written and audited: the full lane
+
 # Shares far above the defaults, so a two-month smoke lake has enough late and re-delivered orders to judge.
 FEED = ("+preset=smoke", "ray=inprocess", "mess=heavy_mess", "mess.late_share=0.3", "mess.redelivery_share=0.1")
 GLOB = "{root}/{table}/ingest_dt=*/part-*.parquet"
