@@ -14,7 +14,7 @@ from bear.lake.layout import REPORT_HTML, expected_partitions
 from bear.lake.lease import describe, read_lease
 from bear.lake.recovery import load_checkpoint, read_plan
 from bear.lake.sink import Sink, open_sink
-from bear.lake.state import StateDamaged, config_change, is_complete, other_config, shortening
+from bear.lake.state import StateDamaged, config_change, is_complete, lake_rows, other_config, shortening
 from bear.run.report import summary_table
 
 log = logging.getLogger("bear")
@@ -91,6 +91,10 @@ def cmd_plan(cfg: BearConfig) -> int:
     _out(f"{'total':>5}  {'':<22}" + "".join(f" {totals[f]:>13,}" for f in FAMILIES))
     _out(f"{'/day':>5}  {'':<22}" + "".join(f" {totals[f] / days:>13,.0f}" for f in FAMILIES))
     _out(f"dimensions: customers {p.plan['customers']:,}, product_catalog {cfg.generator.catalog_size:,}")
+    feed = {kind: sum(n for c in p.plan["feed"].values() for n in c[kind].values())
+            for kind in ("in_flight", "redelivered")}
+    _out(f"rows in the finished lake: {lake_rows(p.plan, cfg.generator.catalog_size):,} (the order feed: "
+         f"{feed['in_flight']:,} still on their way at the end, {feed['redelivered']:,} re-delivered copies)")
     _out("partitions: " + ", ".join(f"{t} {n:,}" for t, n in parts.items()))
     _out("nothing written (dry run)")
     return 0

@@ -75,7 +75,8 @@ are therefore not updated in place:
 
 A column marked *added* appears in its table from a configured day (`generator.schema_changes`: a list of
 `{table, columns, since}`): the files of partitions before `since` lack it (absent, not null), the files from
-`since` on hold it (null where it does not apply). Every file of a table still reads as one dataset: DuckDB's
+`since` on hold it (null where it does not apply, and for orders placed before `since` that the feed delivers
+late or again into a later file). Every file of a table still reads as one dataset: DuckDB's
 `union_by_name=true` reads the earlier rows' value as null; with pyarrow datasets give the schema (the last
 partition's file's, or `pa.unify_schemas` of all), since the first file's would leave the column out. A partition's
 table schema version is 1 (the base columns) plus the number of its table's schema changes live on its day;

@@ -38,7 +38,9 @@ DETAILS = {
                "the lake proves it; a damaged plan is one line, exit 1. A lake of another config: one line",
                "naming what changed, exit 2. --json for machines."],
     "verify": ["Reads the lake back and checks every invariant (keys, integrity, time, money, files, mess).",
-               "Exit 0 when all pass, 1 otherwise, 2 for a bad config or a lake of another config. --json."],
+               "Exit 0 when all pass, 1 otherwise, 2 for a bad config or a lake of another config. --json. --profile "
+               "also measures realism (daily volume, campaign uplift, late and re-delivered shares) against the "
+               "config."],
     "help": ["`bear help`, `bear --help`: commands, config groups and the main settings."],
 }
 MAIN_SETTINGS = ("run.start", "run.end", "run.chunk_days", "run.seed", "run.restart", "run.lease_s",

@@ -38,17 +38,23 @@ def _campaign(name: str, start: str, end: str, **kw: Any) -> CampaignConfig:
     return CampaignConfig(name=name, start=start, end=end, **kw)
 
 
-# Black Friday to Cyber Monday each year (the Friday after US Thanksgiving through the Monday after it).
-_BLACK_FRIDAYS = ("2020-11-27", "2021-11-26", "2022-11-25", "2023-11-24", "2024-11-29", "2025-11-28")
+YEARS = range(2020, 2036)  # the default calendar's years: a lake extended day by day meets its events as it goes
+
+
+def black_friday(year: int) -> dt.date:
+    """The Friday after US Thanksgiving (the fourth Thursday of November)."""
+    first = dt.date(year, 11, 1)
+    return first + dt.timedelta(days=(3 - first.weekday()) % 7 + 21 + 1)
 
 
 def default_campaigns() -> list[CampaignConfig]:
-    bfcm = [_campaign(f"bfcm_{d[:4]}", d, (dt.date.fromisoformat(d) + dt.timedelta(days=3)).isoformat(),
+    """Black Friday to Cyber Monday and a mid-July summer sale each year, and one product launch."""
+    bfcm = [_campaign(f"bfcm_{y}", black_friday(y).isoformat(), (black_friday(y) + dt.timedelta(days=3)).isoformat(),
                       volume=2.5, category_boost={"electronics": 1.6, "toys": 1.4}, discount_share=0.55,
-                      discount_pct=[0.15, 0.40]) for d in _BLACK_FRIDAYS]
+                      discount_pct=[0.15, 0.40]) for y in YEARS]
     summer = [_campaign(f"summer_sale_{y}", f"{y}-07-11", f"{y}-07-17", volume=1.4,
                         category_boost={"clothing": 1.5, "home": 1.2}, discount_share=0.40, discount_pct=[0.10, 0.30])
-              for y in range(2020, 2026)]
+              for y in YEARS]
     launch = [_campaign("smart_home_launch", "2023-09-12", "2023-09-25", volume=1.15,
                         category_boost={"electronics": 1.8}, new_products=150)]
     return sorted([*bfcm, *summer, *launch], key=lambda c: c.start)

@@ -88,8 +88,8 @@ def _check_schema_changes(changes: Any) -> None:
 def _check_campaigns(campaigns: Any) -> None:
     """Each campaign: a name, a start and an end on or after it, positive multipliers, shares and discounts within
     [0, 1], whole SKU counts. Its days may lie outside the run's range: the default calendar must hold for any
-    range, and a campaign after run.end acts once an extension reaches it (one before the first modeled day never
-    acts)."""
+    range, and a campaign after run.end acts once an extension reaches it (one before the first modeled day changes
+    no visit; its launched SKUs are in the catalog and on sale)."""
     for i, c in enumerate(campaigns):
         key = f"generator.campaigns.{i}"
         if not str(c.name).strip():
@@ -117,8 +117,8 @@ def _check_drift(drift: Any) -> None:
     for name in ("conversion", "return_rate", "discount_share", "new_customers"):
         for i, point in enumerate(getattr(drift, name)):
             key = f"generator.drift.{name}.{i}"
-            if len(point) != 2:
-                raise ConfigError(key, "must be [YYYY-MM, multiplier]", list(point))
+            if not isinstance(point, list | tuple) or len(point) != 2:
+                raise ConfigError(key, "must be [YYYY-MM, multiplier]", point)
             try:
                 dt.date.fromisoformat(f"{point[0]}-01")
             except ValueError:

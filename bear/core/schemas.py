@@ -104,7 +104,8 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("customer_id", S, "the buyer (customers.customer_id)"),
         Column("cart_id", S, "the converted cart (shopping_carts.cart_id); an addition to the reference schema"),
         Column("total_items", pa.int32(), "units ordered (spiked one day a month at medium/heavy mess)"),
-        Column("order_date", TS, "checkout, the cart's day; decides the partition"),
+        Column("order_date", TS, "checkout, the cart's day; decides the partition (or, delivered late or again, "
+                                 "the order's day is 1-5 days before it)"),
         Column("email", S, "the customer's email"),
         Column("order_channel", S, "Web, Phone, Social, Ebay, NewEgg"),
         Column("is_expedited", pa.bool_(), "expedited handling"),
@@ -162,7 +163,7 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("customer_id", S, "the customer (customers.customer_id) whose attributes changed"),
         Column("valid_from", TS, "when the new values took effect: the order that earned them, or the run's start "
                                  "for what customers who signed up before it had earned by then; decides the "
-                                 "partition"),
+                                 "partition (a change of a late order lands with it)"),
         Column("loyalty_tier", S, "Platinum, Gold, Silver, Bronze from then on (never below the initial tier); "
                                   "null without a tier and for guests"),
         Column("clv_bucket", S, "Low, Medium, High from then on, by net spend so far"),
@@ -193,7 +194,8 @@ REDELIVERED = ("orders", "order_items")  # what it delivers twice: a change row 
 DELIVERY_KINDS = ("late", "redelivered")  # what a feed partition's manifest counts under "delivery"
 TABLE_CODE = {t: i + 1 for i, t in enumerate(TABLES)}
 PARTITION_KEY = {t: "ingest_dt" for t in DAILY} | {"customers": "signup_date", "product_catalog": "category"}
-# What a row's partition date is, per daily table (children sit with their parent).
+# A row's event time, per daily table (children sit with their parent): its partition's day, but for the order
+# feed's late and re-delivered rows (bear.gen.delivery), which land a few days after it.
 EVENT_COLUMN = {
     "shopping_carts": "created_at", "cart_items": None, "orders": "order_date", "order_items": None,
     "returns": "return_date", "return_items": None, "customer_changes": "valid_from",

@@ -126,7 +126,7 @@ def build_lines(model: Model, cust: Customers, products: Products, c: np.ndarray
 
 
 def order_seconds(model: Model, key: Key, created: np.ndarray) -> np.ndarray:
-    """Checkout a few minutes after the cart was created, never past its day (partition = cart's)."""
+    """Checkout a few minutes after the cart was created, never past its day (the order's day is its cart's)."""
     lo, hi = model.session_minutes
     delay = model.rng.integers("order/delay", lo * 60, hi * 60, key)
     day_end = (created // DAY_S + 1) * DAY_S - 1

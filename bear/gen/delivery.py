@@ -52,9 +52,9 @@ def delivery(model: Model, cust: Customers, c: np.ndarray, key: Key, order_s: np
     return Delivery(lag, copy_lag)
 
 
-def delivered(lag: np.ndarray, copy_lag: np.ndarray, related: dict | None = None) -> dict:
-    """What `deliver` reads off rows: their orders' lags, one per row (with any other `related` values)."""
-    return {**(related or {}), "lag": lag, "copy_lag": copy_lag}
+def delivered(lag: np.ndarray, copy_lag: np.ndarray) -> dict:
+    """What `deliver` reads off rows (their `related`): their orders' lags, one per row."""
+    return {"lag": lag, "copy_lag": copy_lag}
 
 
 def deliver(rows: Rows, ledger: Ledger) -> tuple[Rows, Ledger]:

@@ -170,14 +170,17 @@ def lookback(plans: list[ChunkPlan], index: int, lag: int) -> list[int]:
     return [j for j in range(index) if plans[j].chunk.end_day >= start - lag]
 
 
-def landing_windows(work: ChunkWork, first_day: int, last_day: int, lag: int) -> list[ChunkWork]:
-    """What to generate for the rows that land on days [first_day, last_day] of `work`'s chunk: those days, and the
-    `lag` days before them (in this chunk or the ones before it), whose late and re-delivered orders land here."""
+def landing_windows(work: ChunkWork, first_day: int, last_day: int, lag: int) -> list[tuple[ChunkWork, bool]]:
+    """What to generate for the rows that land on days [first_day, last_day] of `work`'s chunk, each with whether
+    only the order feed's rows are wanted of it: those days whole, and the `lag` days before them (in this chunk or
+    the ones before it), whose late and re-delivered orders land here."""
     out = []
     for w in [*work.before, work]:
-        a, b = max(first_day - lag, w.plan.chunk.start_day), min(last_day, w.plan.chunk.end_day)
-        if a <= b:
-            out.append(w if (a, b) == (w.plan.chunk.start_day, w.plan.chunk.end_day) else day_window(w, a, b))
+        start, end = w.plan.chunk.start_day, w.plan.chunk.end_day
+        for a, b, feed_only in ((max(first_day - lag, start), min(first_day - 1, end), True),
+                                (max(first_day, start), min(last_day, end), False)):
+            if a <= b:
+                out.append((w if (a, b) == (start, end) else day_window(w, a, b), feed_only))
     return out
 
 

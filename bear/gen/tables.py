@@ -30,6 +30,7 @@ from bear.core.vocab import (
     RETURN_REASONS,
     SHIPPING_SPEEDS,
 )
+from bear.gen.acquisition import acquisition
 from bear.gen.baskets import (
     CART_STATUSES,
     Window,
@@ -53,31 +54,11 @@ from bear.gen.lookups import (
 from bear.gen.model import Model
 from bear.gen.planner import ChunkWork, ReturnsDue
 from bear.gen.returns import plan_returns
-from bear.gen.rng import cumulative
 
 
 def _agents(model: Model, phone: np.ndarray, stream: str, *keys) -> pa.Array:
     agent = model.rng.integers(stream, 1, len(model.agent_ids) - 1, *keys)
     return text.labels(model.agent_ids, np.where(phone, agent, 0))
-
-
-UTM_SOURCES = ("google", "facebook", "instagram", "newsletter", "tiktok")
-UTM_CUM = cumulative([0.40, 0.22, 0.14, 0.10, 0.08, 0.06])  # first: direct traffic (null), then UTM_SOURCES
-REFERRAL_SHARE = 0.05
-
-
-def _acquisition(model: Model, key) -> dict[str, pa.Array]:
-    """The orders' columns added by schema changes, drawn from each order's key: utm_source (null for direct
-    traffic) and referral_code (`REF-` + 6 upper-case hex digits for referred orders, else null)."""
-    rng = model.rng
-    utm = rng.choice("order/utm_source", UTM_CUM, key)
-    code = text.hexadecimal("REF-", rng.bits("order/referral_code", key).view(np.int64))
-    code = pc.ascii_upper(pc.utf8_slice_codeunits(code, 0, 10))  # the top 24 bits' 6 digits
-    referred = pa.array(rng.uniform("order/referral", key) < REFERRAL_SHARE)
-    return {
-        "utm_source": text.labels(UTM_SOURCES, np.maximum(utm - 1, 0), mask=utm == 0),
-        "referral_code": pc.if_else(referred, code, pa.scalar(None, pa.string())),
-    }
 
 
 def _product_cols(lk: Lookups, product: np.ndarray) -> dict[str, pa.Array]:
@@ -162,7 +143,8 @@ def orders_and_items(model: Model, lk: Lookups, win: Window, work: ChunkWork, ca
         "billing_address": pc.take(lk.billing_address, cust_idx),
         "clv_bucket": text.labels(CLV_BUCKETS, clv),
         "is_reactivated": pa.array(vs.react[conv]),
-        **_acquisition(model, key),  # every order has them; the writer leaves them out before their since day
+        # every order has them (null before their since day); the writer leaves them out of earlier partitions
+        **acquisition(model, key, win.order_seconds[conv] // DAY_S),
     }
     ln = win.lines
     rank = np.full(len(vs.cust), -1)

@@ -91,10 +91,9 @@ def chunk_rows(ctx: Context, work: ChunkWork, first_day: int, last_day: int, mes
     those of the days before that it delivers late or again then (`bear.gen.delivery`). With `feed=False` (the
     in-memory tables, which have no partitions) every row is there once, on its event day."""
     parts: dict[str, list[tuple[Rows, Ledger]]] = {}
-    for w in landing_windows(work, first_day, last_day, ctx.model.max_lag if feed else 0):
+    for w, feed_only in landing_windows(work, first_day, last_day, ctx.model.max_lag if feed else 0):
         t0 = time.perf_counter()
-        before = w.plan.chunk.end_day < first_day  # a look-back window: only the feed's rows can land here
-        tables = (feed_tables if before else chunk_tables)(ctx.model, ctx.lookups, w)
+        tables = (feed_tables if feed_only else chunk_tables)(ctx.model, ctx.lookups, w)
         t1 = time.perf_counter()
         for name, rows in tables.items():
             ledger = apply_mess(ctx.model, name, rows.cols, rows.key, rows.event_s, rows.related) if mess else {}

@@ -81,7 +81,9 @@ class Audit:
         windows = [Window(day_number(c["start"]), day_number(c["end"]), c["first_ids"], c["ids"], c["rows"],
                           feed.get(str(c["index"]), {}).get("in_flight", {})) for c in plan["chunks"]]
         sales, returns = SalesPass(self.state, windows), ReturnsPass(self.state)
-        changes = ChangesPass(self.state, plan["plan_config"]["run"]["start"])
+        flying = any(c.get("in_flight", {}).get("customer_changes") for c in feed.values())
+        changes = ChangesPass(self.state, plan["plan_config"]["run"]["start"],
+                              day_number(plan["end"]) - self.cfg.mess.max_lag + 1 if flying else None)
         self._list()
         expected = self._coverage(plan)
         dims = [self.pool.submit(dimension_partition, self.state, t, p) for t in DIMENSIONS for p in expected[t]
@@ -89,6 +91,7 @@ class Audit:
         load_dimensions(self.state, [f.result() for f in dims], plan["customers"])
         self._walk(windows, returns.day, returns.window)
         self._walk(windows, changes.day, changes.window)
+        self.state.feed.forget()  # the changes pass's look-ahead is of no use to the sales pass
         # the sales pass keeps the orders that returns and changes refer to
         sales.returned = returns.referred(sales.day_of["orders"].size)
         sales.changed = changes.referred(sales.day_of["orders"].size)

@@ -31,9 +31,11 @@ ORDER_COLUMNS = ("order_id", "customer_id", "order_date", "clv_bucket")  # what 
 class ChangesPass:
     """The lake's customer_changes, gathered window by window."""
 
-    def __init__(self, state: AuditState, start: str):
+    def __init__(self, state: AuditState, start: str, unsettled: int | None = None):
         self.state = state
         self.start_us = day_number(start) * DAY_US  # the run's start, 00:00: when the opening rows are valid from
+        # the first day whose changes may follow one the feed still has on its way (None: nothing in flight)
+        self.unsettled_us = None if unsettled is None else unsettled * DAY_US
         self.tables: list[pa.Table] = []
 
     def day(self, day: int) -> DayResult:
@@ -64,6 +66,6 @@ class ChangesPass:
         for name, (table, _) in CHANGE_RULES.items():
             found.count(name, part[table].num_rows)
         failures = (unique_keys(TABLE, t, PRIMARY_KEY[TABLE]) + link_checks(part, CHANGES)
-                    + change_rules(part, self.start_us))
+                    + change_rules(part, self.start_us, self.unsettled_us))
         for f in failures:
             found.add(place(f, part, "ingest_dt=*"))

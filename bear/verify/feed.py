@@ -43,8 +43,9 @@ def _in_partition(order_id: pa.ChunkedArray, day: pa.ChunkedArray) -> np.ndarray
 class Feed:
     """Gathers the feed's tables by event day; tallies what it saw per partition (thread-safe)."""
 
-    def __init__(self, read, lag: int):
+    def __init__(self, read, full, lag: int):
         self.read, self.lag = read, lag  # read(table, partition) -> PartRead | None
+        self.full = full  # full(table, day) -> every column of a partition's rows (pa.Table | None)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int], pa.Table | None] = {}
         self.seen: dict[tuple[str, str], Counter] = {}  # (table, partition) -> kind -> rows the data shows
@@ -57,12 +58,19 @@ class Feed:
                 return self._cache[key]
         pr = own if own is not None else self.read(table, f"ingest_dt={day_partition(day)}")
         data = pr.table_data() if pr is not None and pr.readable else None
+        if not self.lag:
+            return data  # a day reads only its own partitions
         with self._lock:
             if len(self._cache) >= CACHED:
                 for k in sorted(self._cache, key=lambda k: k[1])[:CACHED // 4]:
                     del self._cache[k]
             self._cache[key] = data
         return data
+
+    def forget(self) -> None:
+        """Drop the cached partitions (between passes: one pass's look-ahead is no use to the next)."""
+        with self._lock:
+            self._cache.clear()
 
     def _event_days(self, table: str, t: pa.Table, orders: pa.Table | None) -> np.ndarray:
         """Each row's event day; an order line's is its order's in the same partition (its own partition's day
@@ -103,6 +111,8 @@ class Feed:
             first = self._first_deliveries(table, t, lands, found)
             self._tally(table, lands, first, day)
             out[table] = t.filter(pa.array(first))
+        if "orders" in spans and "order_items" in spans:
+            self._lines_with_orders(out["orders"], out["order_items"], day, found)
         for table, pr in reads.items():
             if table in DELIVERED and pr is not None and pr.manifest is not None:
                 with self._lock:
@@ -121,15 +131,50 @@ class Feed:
         copies = np.flatnonzero(~first)
         found.count("feed.delivery", t.num_rows)
         if copies.size:
-            data = [c for c in t.column_names if c not in LINEAGE and c != DAY]
-            a = t.select(data).take(pa.array(idx[codes[copies]]))
-            b = t.select(data).take(pa.array(copies))
-            differ = [c for c in data if not a[c].equals(b[c])]
-            if differ:
-                found.fail("feed.delivery", table, f"re-delivered copies differ from their first delivery in "
-                           f"{', '.join(differ)}", values_where(b[PRIMARY_KEY[table][0]], np.ones(b.num_rows, bool)),
-                           b.num_rows, f"ingest_dt={day_partition(int(t[DAY][0].as_py()))}")
+            self._same_values(table, t, lands, idx[codes[copies]], copies, found)
         return first
+
+    def _same_values(self, table: str, t: pa.Table, lands: np.ndarray, originals: np.ndarray, copies: np.ndarray,
+                     found: Findings) -> None:
+        """Copies hold every value of their first delivery (all columns but lineage and the partition's: the
+        partitions are read again whole, since the passes keep only the columns they check; rare, copies are)."""
+        keys = _key(t, table)
+
+        def rows(sel: np.ndarray) -> pa.Table | None:
+            parts = []
+            for d in np.unique(lands[sel]).tolist():
+                whole = self.full(table, d)
+                if whole is None:
+                    return None  # unreadable: the file checks report it
+                parts.append(whole.filter(pa.array(np.isin(_key(whole, table), keys[sel][lands[sel] == d]))))
+            got = pa.concat_tables(parts, promote_options="default")
+            return got.take(pa.array(np.argsort(_key(got, table), kind="stable")))
+
+        a, b = rows(originals), rows(copies)
+        if a is None or b is None or a.num_rows != b.num_rows:
+            return
+        names = [c for c in dict.fromkeys(a.column_names + b.column_names) if c not in (*LINEAGE, "ingest_dt")]
+        differ = [c for c in names if not (a[c].equals(b[c]) if c in a.column_names and c in b.column_names
+                                           else (a if c in a.column_names else b)[c].null_count == a.num_rows)]
+        if differ:
+            found.fail("feed.delivery", table, f"re-delivered copies differ from their first delivery in "
+                       f"{', '.join(differ)}", values_where(b[PRIMARY_KEY[table][0]], np.ones(b.num_rows, bool)),
+                       b.num_rows, f"ingest_dt={day_partition(int(lands[copies][0]))}")
+
+    def _lines_with_orders(self, orders: pa.Table, lines: pa.Table, day: int, found: Findings) -> None:
+        """A day's order lines sit in the partition their order landed in (a late order's lines land with it)."""
+        if not orders.num_rows or not lines.num_rows:
+            return
+        onum, lnum = id_numbers(orders["order_id"]), id_numbers(lines["order_id"])
+        order = np.argsort(onum, kind="stable")
+        pos = np.minimum(np.searchsorted(onum[order], lnum), onum.size - 1)
+        here = onum[order][pos] == lnum
+        oday = orders[DAY].to_numpy(zero_copy_only=False)[order[pos]]
+        bad = here & (oday != lines[DAY].to_numpy(zero_copy_only=False))
+        if bad.any():
+            found.fail("integrity.child_partition", "order_items", f"{int(bad.sum())} lines outside their order's "
+                       "partition", values_where(lines["order_id"], bad), int(bad.sum()),
+                       f"ingest_dt={day_partition(day)}")
 
     def _tally(self, table: str, lands: np.ndarray, first: np.ndarray, day: int) -> None:
         late = first & (lands > day)

@@ -36,7 +36,8 @@ CHECKS: dict[str, tuple[str, str]] = {
     "feed.delivery": ("rows", "late and re-delivered order-feed rows as their manifests count them; copies repeat "
                               "their first delivery"),
     **{name: ("rows", about) for name, (_, about) in (RULES | HISTORY_RULES).items()},
-    "mess.counts": ("partitions", "manifest mess counts match the data (nulls, whitespace, spikes)"),
+    "mess.counts": ("partitions", "manifest mess counts match the data (nulls, whitespace, spikes; format and casing "
+                                  "are measured by mess.rates)"),
     "mess.rates": ("columns", "measured mess rates match the configured level"),
 }
 MAX_FAILURES = 20  # failure records per check in the report (the rest are counted)

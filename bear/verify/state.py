@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bear.config.schema import BearConfig
 from bear.core.schemas import BASE_SHAPE, SchemaChanges, compile_changes, shape_on
@@ -43,7 +44,7 @@ class AuditState:
 
     def __post_init__(self) -> None:
         self.changes = compile_changes(self.cfg.generator.schema_changes)
-        self.feed = Feed(self.read, self.cfg.mess.max_lag)
+        self.feed = Feed(self.read, self.full_rows, self.cfg.mess.max_lag)
 
     def read(self, table: str, partition: str) -> PartRead | None:
         names = self.listing.get((table, partition))
@@ -51,6 +52,16 @@ class AuditState:
             return None
         shape = shape_on(self.changes, table, partition_day(partition)) if table in self.changes else BASE_SHAPE
         return read_partition(self.sink, table, partition, names, shape)
+
+    def full_rows(self, table: str, day: int) -> pa.Table | None:
+        """Every column of a daily partition's rows (None if it has no readable file)."""
+        part = f"ingest_dt={day_partition(day)}"
+        names = sorted(n for n in self.listing.get((table, part), ()) if n.endswith(".parquet"))
+        try:
+            tables = [pq.read_table(pa.BufferReader(self.sink.read(f"{table}/{part}/{n}"))) for n in names]
+        except (OSError, pa.ArrowException):
+            return None
+        return pa.concat_tables(tables, promote_options="default") if tables else None
 
     def day_tables(self, tables: tuple[str, ...], day: int, found: Findings) -> tuple[dict, dict]:
         """A day's partitions of `tables`, each checked on its own, and their data (empty where absent); the order
