@@ -105,6 +105,8 @@ def test_the_realism_profile_measures_campaigns_and_the_feed_against_the_config(
     res = run_bear("verify", "--profile", *args, cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:]
     assert "realism profile" in res.stdout and "campaign january_sale" in res.stdout
+    report = (tmp_path / "lake" / "_bear" / "report.html").read_text()
+    assert "<title>january_sale: 2021-01-20 .. 2021-01-24</title></rect>" in report, "the campaign is not shaded"
     cfg = compose_cfg(*args, smoke=False)
     measures = {m.name: m for m in profile(open_sink(cfg.sink), cfg)}
     uplift = measures["campaign january_sale: carts per day / the weeks around"]

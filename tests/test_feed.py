@@ -89,6 +89,8 @@ def test_late_and_redelivered_rows_land_as_documented_and_verify(lakes):
     assert report.ok, report.found.failures
     assert report.found.checked["feed.delivery"] > 0
     assert lake_files(lakes["daily"]) == lake_files(root), "chunking changed the feed"
+    report = json.loads((root / "_bear" / "report.json").read_text())["mess_counts"]["orders"]["(rows)"]
+    assert report == counted and "orders.(rows) redelivered" in (root / "_bear" / "report.html").read_text()
     assert any(c["in_flight"]["orders"] for c in plan["feed"].values()), "no order on its way at the run's end"
 
 
