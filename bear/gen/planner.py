@@ -20,8 +20,7 @@ import numpy as np
 
 from bear.core.calendar import DAY_S
 from bear.core.columns import Columns
-from bear.core.schemas import DELIVERED as FEED_FAMILIES
-from bear.core.schemas import ID_FAMILIES
+from bear.core.schemas import DELIVERED, ID_FAMILIES
 from bear.gen.baskets import lex_order
 from bear.gen.skeleton import FAMILIES, Chunk, OrderKeys, ShardCounts, ShardPiece, chunk_of
 from bear.gen.visits import Visits
@@ -63,7 +62,7 @@ class ChunkPlan:
     # The same rows per day of the chunk (index 0 = start_day): which partitions get data files (dry run).
     day_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     due: list[int] = field(default_factory=list)  # the chunks the returns of its orders are dated in, ascending
-    # The feed's rows of its orders per family (FEED_FAMILIES): those it delivers only after the run's end
+    # The feed's rows of its orders per family (DELIVERED): those it delivers only after the run's end
     # (missing until an extension lands them) and the re-delivered copies it delivers by then. Not in the record:
     # both depend on the run's end.
     feed: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -100,11 +99,11 @@ def plan_chunk(chunk: Chunk, next_id: dict[str, int], shards: list[ShardCounts])
     for f in ID_FAMILIES:
         next_id[f] += rows[f]
     due = np.unique(np.concatenate([s.due for s in shards])).tolist()
-    feed = {kind: dict(zip(FEED_FAMILIES, np.sum([getattr(s, kind) for s in shards], axis=0).tolist(), strict=True))
+    feed = {kind: dict(zip(DELIVERED, np.sum([getattr(s, kind) for s in shards], axis=0).tolist(), strict=True))
             for kind in ("in_flight", "redelivered")}
     landed = np.sum([s.landed for s in shards], axis=0)
     return ChunkPlan(chunk, first, rows, dict(zip(FAMILIES, day_rows, strict=True)), due, feed,
-                     dict(zip(FEED_FAMILIES, landed, strict=True)))
+                     dict(zip(DELIVERED, landed, strict=True)))
 
 
 def date_returns(plan: ChunkPlan, chunks: list[Chunk], pieces: list[ShardPiece]) -> list[DatedReturns]:
