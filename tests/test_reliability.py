@@ -25,7 +25,7 @@ from bear.cli.commands import cmd_status
 from bear.config.schema import SinkConfig
 from bear.lake import localdisk
 from bear.lake.layout import CHECKPOINT, LEASE, MANIFEST, PLAN, REPORT_JSON, SUCCESS, hooks_journal, summary_name
-from bear.lake.lease import Lease, LeaseHeld, read_lease
+from bear.lake.lease import Lease, LeaseHeld, LeaseLost, read_lease
 from bear.lake.sink import open_sink
 from bear.lake.state import StateDamaged, read_state
 from bear.run.backfill import backfill
@@ -96,6 +96,24 @@ def test_a_live_lease_refuses_a_second_writer_and_a_dead_or_damaged_one_is_taken
     (root / LEASE).write_text('{"holder": "elsewh')  # damaged: nobody can be shown to hold it
     with Lease(sink, 30) as taker:
         assert read_lease(sink)["run_id"] == taker.run_id
+
+
+def test_a_failed_commit_write_is_reported_as_the_lost_lease_when_another_run_took_it(tmp_path):
+    """A holder frozen between writing its checkpoint's temporary and renaming it wakes to find the temporary swept
+    by the run that took over: the error to report is the lost lease, not the missing file."""
+    root = tmp_path / "lake"
+    with Lease(_sink(root), 30) as holder:
+        gone = FileNotFoundError(2, "No such file or directory")
+        holder.explain(gone)  # still ours: the caller's own error stands
+        (root / LEASE).unlink()  # the run that took over finished and released it
+        with pytest.raises(LeaseLost, match="another run took over the writer lease"):
+            holder.explain(gone)
+        with pytest.raises(LeaseLost):
+            holder.ensure()  # and no later commit goes through
+    with Lease(_sink(root), 30) as holder:
+        _write_lease(root)  # another run holds it now
+        with pytest.raises(LeaseLost, match="another run took over the writer lease"):
+            holder.explain(gone)
 
 
 def _race(root: str, go, results) -> None:

@@ -148,11 +148,14 @@ class Lease:
             if doc is not None and doc["run_id"] == self.run_id:
                 generation = self.sink.write_if(LEASE, self._document(), found[1])
         if generation is None:
-            self.lost = (f"another run took over the writer lease of {self.sink.display} after this run failed to "
-                         f"renew it for {self.lease_s:.0f} s; stopped before committing more (the lake stays "
-                         f"consistent: that run redoes what this one did not commit)")
-            raise LeaseLost(self.lost)
+            self._lose()
         self.generation, self.renewed = generation, began
+
+    def _lose(self) -> None:
+        self.lost = (f"another run took over the writer lease of {self.sink.display} after this run failed to "
+                     f"renew it for {self.lease_s:.0f} s; stopped before committing more (the lake stays "
+                     f"consistent: that run redoes what this one did not commit)")
+        raise LeaseLost(self.lost)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.lease_s / 6):
@@ -173,6 +176,21 @@ class Lease:
                 raise LeaseLost(self.lost)
             if _clock() - self.renewed > self.lease_s / 2:
                 self._renew()
+
+    def explain(self, exc: BaseException) -> None:
+        """After a commit's write failed: raise LeaseLost if the lease is no longer this run's (another run took it
+        over, and perhaps finished and released it; its start sweeps the temporaries a killed run left, which can
+        be the one a frozen holder was about to rename); else return, and the caller's error stands."""
+        with self._lock:
+            if self.lost:
+                raise LeaseLost(self.lost) from exc
+            try:
+                found = self.sink.read_versioned(LEASE)
+            except Exception:
+                return
+            doc = parse(found[0]) if found else None
+            if doc is None or doc["run_id"] != self.run_id:  # another run's, or gone with the run that took it
+                self._lose()
 
     def release(self) -> None:
         """Stop the heartbeat and delete the lease if it is still this run's (a failure only delays the next run

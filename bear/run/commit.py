@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bear.lake.layout import CHECKPOINT, SUCCESS, hooks_journal, summary_name
-from bear.lake.lease import Lease
+from bear.lake.lease import Lease, LeaseLost
 from bear.lake.sink import Sink, Writes
 from bear.lake.state import StateDamaged, advance, read_state, write_state
 from bear.run.errors import RunError
@@ -63,6 +63,16 @@ class Committer:
     def commit(self, result: JobResult) -> None:
         t0 = time.perf_counter()
         self.lease.ensure()
+        try:
+            self._publish(result)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # a write of a holder that froze and lost its lease meanwhile: say that
+            self.lease.explain(exc)
+            raise
+        self.commit_s += time.perf_counter() - t0
+
+    def _publish(self, result: JobResult) -> None:
         with Writes(self.sink) as writes:
             for stat in result.partitions:
                 writes.write(f"{stat.dir}/{SUCCESS}", b"")
@@ -76,7 +86,6 @@ class Committer:
         advance(self.checkpoint, self.plan, result.index, summary["partitions"])
         self.lease.ensure()  # again: a run frozen since the first check must not move a checkpoint it lost
         write_state(self.sink, CHECKPOINT, self.checkpoint, durable=True)
-        self.commit_s += time.perf_counter() - t0
 
     def _run_hooks(self, result: JobResult) -> None:
         """Call each hook once per partition, journaled per chunk so a resumed chunk skips what already ran."""
