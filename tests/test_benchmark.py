@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +18,18 @@ from bear.run.prepare import prepare_plan
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+SKIPPED = "peer: tpchgen-cli not installed (pip install tpchgen-cli); comparison skipped"
+# TPC-H's tables and their columns (the specification's, as tpchgen-cli writes them)
+TPCH_COLUMNS = {"region": 3, "nation": 4, "supplier": 7, "customer": 8, "part": 9, "partsupp": 5, "orders": 9,
+                "lineitem": 16}
 
 
 def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_path):
     out = tmp_path / "bench.json"
     lakes = tmp_path / "lakes"
     result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--repeat", "1", "--dir", str(lakes),
-                             "--out", str(out), "--versus", "sink.fsync=false", "+preset=smoke"], capture_output=True,
-                            text=True, timeout=300)
+                             "--out", str(out), "--versus", "sink.fsync=false", "--no-peer", "+preset=smoke"],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     s = json.loads(out.read_text())
     p = prepare_plan(compose_cfg())
@@ -31,6 +37,8 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
     assert s["total_rows"] == expected == sum(t["rows"] for t in s["tables"].values())
     assert len(s["runs"]) == 1 and s["wall_seconds"] == s["runs"][0]["wall_seconds"]
     assert s["rows_per_second"] == round(expected / s["wall_seconds"])
+    assert s["total_values"] == sum(t["values"] for t in s["tables"].values()) > s["total_rows"]
+    assert s["values_per_second"] == round(s["total_values"] / s["wall_seconds"])
     assert all(t["bytes_per_row"] > 0 for t in s["tables"].values())
     assert set(s["driver_seconds"]) >= {"setup", "plan", "ray_start", "startup", "commit", "after_last_job"}
     assert set(s["worker_task_seconds"]) == {"dimensions", "generate", "mess", "encode", "write", "sync"}
@@ -40,12 +48,67 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
     for who in ("driver", "worker", "plan_worker"):
         assert 0 < s[f"{who}_peak_private_mb"] <= s[f"{who}_peak_rss_mb"], who
     assert 0 < s["driver_critical_share_of_wall"] <= s["driver_share_of_wall"] < 1
-    assert f"{expected:,} rows in" in result.stdout and "run 1/1:" in result.stdout
+    assert f"{expected:,} rows, {s['total_values']:,} values in" in result.stdout and "run 1/1:" in result.stdout
     versus = s["versus"]  # the same run without durable commits, paired with the plain one
     assert versus["overrides"] == ["sink.fsync=false"] and len(versus["runs"]) == 1
     assert versus["wall_seconds"] == versus["runs"][0]["wall_seconds"] == versus["median_wall_seconds"]
     assert "versus sink.fsync=false: fastest" in result.stdout and "run 1/1 sink.fsync=false:" in result.stdout
     assert list(lakes.iterdir()) == [], "temporary lakes are removed"
+    assert "peer" not in s and "peer" not in result.stdout, "--no-peer runs no peer"
+
+
+def test_benchmark_pairs_each_run_with_tpchgen_cli_and_reports_the_ratio_of_values_per_second(tmp_path):
+    out = tmp_path / "bench.json"
+    lakes = tmp_path / "lakes"
+    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--repeat", "2", "--dir", str(lakes),
+                             "--out", str(out), "--peer-scale", "0.01", "+preset=smoke"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    s = json.loads(out.read_text())
+    walls = [r["wall_seconds"] for r in s["runs"]]
+    assert s["repeats"]["wall_seconds"] == {"median": statistics.median(walls), "min": min(walls), "max": max(walls)}
+    assert s["median_wall_seconds"] == statistics.median(walls) and s["wall_seconds"] == min(walls)
+    vps = [r["values_per_second"] for r in s["runs"]]
+    assert vps == [round(s["total_values"] / w) for w in walls]
+    assert s["repeats"]["values_per_second"]["median"] == statistics.median(vps)
+    peer = s["peer"]
+    assert peer["tool"] == "tpchgen-cli" and peer["version"].startswith("tpchgen-cli ") and peer["scale"] == 0.01
+    assert {t: v["columns"] for t, v in peer["tables"].items()} == TPCH_COLUMNS
+    assert peer["tables"]["region"]["rows"] == 5 and peer["tables"]["orders"]["rows"] == 15_000  # 1.5 M x scale
+    assert peer["rows"] == sum(t["rows"] for t in peer["tables"].values())
+    assert peer["values"] == sum(t["rows"] * t["columns"] for t in peer["tables"].values()) > peer["rows"] > 0
+    assert len(peer["runs"]) == 2 and all(r["values"] == peer["values"] for r in peer["runs"])
+    assert [r["values_per_second"] for r in peer["runs"]] == [round(peer["values"] / r["wall_seconds"])
+                                                              for r in peer["runs"]]
+    assert peer["median_values_per_second"] == statistics.median(r["values_per_second"] for r in peer["runs"])
+    assert len(peer["ratios"]) == 2  # a ratio per pair: bear values/s over the peer's in the same repeat
+    for ratio, b, p in zip(peer["ratios"], s["runs"], peer["runs"], strict=True):
+        assert ratio == pytest.approx(b["values_per_second"] / p["values_per_second"], abs=1e-4)
+    assert peer["median_ratio"] == statistics.median(peer["ratios"])
+    out_lines = result.stdout.splitlines()
+    order = [line.split(":")[0].strip() for line in out_lines if line.strip().startswith("run ")]
+    assert order == ["run 1/2", "run 1/2 peer tpchgen-cli -s 0.01", "run 2/2 peer tpchgen-cli -s 0.01", "run 2/2"]
+    assert "over 2 runs, median (spread):" in result.stdout
+    assert any(line.startswith(f"peer tpchgen-cli -s 0.01: {peer['rows']:,} rows, {peer['values']:,} values in ")
+               and "(median of 2; spread " in line for line in out_lines)
+    assert any(line.startswith(f"bear / peer: {peer['median_ratio']:#.3g}× values per second") for line in out_lines)
+    assert SKIPPED not in result.stdout
+    assert list(lakes.iterdir()) == [], "bear's lakes and the peer's output are removed"
+
+
+def test_benchmark_without_tpchgen_cli_says_the_comparison_is_skipped_and_reports_bear(tmp_path):
+    out = tmp_path / "bench.json"
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                           if d and not (Path(d) / "tpchgen-cli").exists())
+    # the venv's python by its path: its bin, where pip put tpchgen-cli, is off PATH
+    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--dir", str(tmp_path / "lakes"),
+                             "--out", str(out), "+preset=smoke"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PATH": path})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count(SKIPPED) == 1 and "bear / peer" not in result.stdout
+    s = json.loads(out.read_text())
+    assert s["peer"] == {"tool": "tpchgen-cli", "skipped": "not installed"}
+    assert s["total_rows"] > 0 and s["values_per_second"] > 0 and "values/s end to end" in result.stdout
 
 
 def test_generator_benchmark_prints_rows_per_second_per_table():

@@ -13,10 +13,12 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from conftest import BEAR, SHORT_LEASE, TESTS, await_lease_expiry, run_bear
 
 from bear.core.schemas import DAILY
+from bear.run.report import time_split
 
 pytestmark = pytest.mark.slow  # real Ray runs or the GCS emulator: the full lane
 
@@ -62,16 +64,28 @@ def test_report_json_and_html_match_the_lake_and_progress_logs(tmp_path):
     assert "cart_items" in res.stdout and "report:" in res.stdout
     report = json.loads((lake / "_bear" / "report.json").read_text())
     manifests = [json.loads(m.read_text()) for m in lake.rglob("_MANIFEST.json")]
+    values: dict[str, int] = {}  # cells: each partition's rows times the columns its files hold
+    for m in (m for m in manifests if m["files"]):
+        columns = len(pq.read_schema(lake / m["table"] / m["partition"] / "part-00000.parquet"))
+        values[m["table"]] = values.get(m["table"], 0) + m["total_rows"] * columns
     for table, t in report["tables"].items():
         assert t["rows"] == sum(m["total_rows"] for m in manifests if m["table"] == table)
         assert t["partitions"] == sum(1 for m in manifests if m["table"] == table)
+        assert t["values"] == values.get(table, 0), table
     assert report["total_rows"] == sum(m["total_rows"] for m in manifests)
+    assert report["total_values"] == sum(values.values()) > report["total_rows"]
+    # where the time went: the critical path adds up to the run's wall time; the jobs' stages are their seconds
+    split = time_split(report)
+    assert abs(sum(split["critical_path"].values()) - report["wall_seconds"]) < 0.05
+    assert split["task_seconds"] == report["worker_seconds"] and 0 < split["busy"] <= 1.01
+    assert "critical path (s): ray start" in res.stdout and "job stages (task-s on 1 worker(s)" in res.stdout
     page = _Page()
     page.feed((lake / "_bear" / "report.html").read_text())
     text = " ".join(page.text)
     for table in report["tables"]:
         assert table in text
-    assert page.svgs == 8, "one chart per daily table and the mess bars"
+    assert page.svgs == 9, "one chart per daily table, where the time went, the mess bars"
+    assert 'aria-label="where the time went"' in (lake / "_bear" / "report.html").read_text()
     for table in DAILY:
         assert f'aria-label="{table} rows per day"' in (lake / "_bear" / "report.html").read_text()
     assert text.count("rows per day") >= len(DAILY), "every chart labels its y axis"

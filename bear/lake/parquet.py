@@ -68,6 +68,11 @@ class PartitionStat:
     def bytes(self) -> int:
         return sum(f.bytes for f in self.files)
 
+    @property
+    def values(self) -> int:
+        """Cells written (rows x the columns its files hold): the unit generators are compared in."""
+        return self.rows * len(shaped(SCHEMAS[self.table], self.table, self.shape.added))
+
 
 LINEAGE_CONSTANT = ("batch_id", "source_file")  # one value per file: written as one-entry dictionaries
 ID_STRINGS = frozenset({"customer_id", "cart_id", "order_id", "return_id"})

@@ -31,7 +31,8 @@ def chunk_summary(plan_fingerprint: str, index: int, partitions: list[PartitionS
         "plan_fingerprint": plan_fingerprint,
         "index": index,
         "partitions": [
-            {"table": s.table, "partition": s.partition, "rows": s.rows, "bytes": s.bytes, "files": len(s.files),
+            {"table": s.table, "partition": s.partition, "rows": s.rows, "values": s.values, "bytes": s.bytes,
+             "files": len(s.files),
              "largest_file": max((f.bytes for f in s.files), default=0), "mess": s.mess,
              **({} if s.delivery is None else {"delivery": s.delivery})}
             for s in partitions
@@ -42,7 +43,7 @@ def chunk_summary(plan_fingerprint: str, index: int, partitions: list[PartitionS
 def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     """Aggregate every committed chunk's summary into the report document."""
     names = [summary_name(-1)] + [summary_name(c["index"]) for c in plan["chunks"]]
-    tables = {t: {"rows": 0, "bytes": 0, "partitions": 0, "files": 0} for t in TABLES}
+    tables = {t: {"rows": 0, "values": 0, "bytes": 0, "partitions": 0, "files": 0} for t in TABLES}
     daily: dict[str, dict[str, int]] = {t: {} for t in DAILY}
     mess: dict[str, dict[str, dict[str, int]]] = {}
     largest = 0
@@ -55,6 +56,7 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
         for p in (doc or {}).get("partitions", []):
             t = tables[p["table"]]
             t["rows"] += p["rows"]
+            t["values"] += p.get("values", 0)  # summaries of generator < 0.5 did not count them
             t["bytes"] += p["bytes"]
             t["partitions"] += 1
             t["files"] += p["files"]
@@ -74,6 +76,7 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
         **run,
         "tables": tables,
         "total_rows": total_rows,
+        "total_values": sum(t["values"] for t in tables.values()),
         "total_bytes": sum(t["bytes"] for t in tables.values()),
         # this run's own rate: a resumed run wrote only part of the lake
         "rows_per_second": round(run.get("rows_written_by_this_run", total_rows) / wall) if wall else None,
@@ -88,6 +91,42 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
     }
 
 
+STAGES = ("dimensions", "generate", "mess", "encode", "write", "sync")  # what a job's seconds are split into
+
+
+def time_split(report: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the wall time went, as a run's critical path: the driver's serial start (Ray's start with the setup
+    beside it, the skeleton pass, the plan written), the jobs' phase (the workers busy for the stages' task-seconds,
+    the driver committing alongside), then the last commit and Ray's stop. None for a report without timings (a
+    run that had nothing to do)."""
+    d, w = report.get("driver_seconds"), report.get("worker_seconds")
+    if not d or w is None:
+        return None
+    wall = report["wall_seconds"]
+    serial = {"ray_start": d["ray_start"], "plan": d["plan"],
+              "plan_written": max(d["startup"] - d["ray_start"] - d["plan"], 0.0)}
+    after = {"last_commit": d["after_last_job"], "ray_stop": d["ray_stop"]}
+    jobs = max(wall - d["startup"] - sum(after.values()), 0.0)
+    task = {k: w[k] for k in STAGES if k in w}
+    workers = max(report.get("worker_count") or 1, 1)
+    return {"critical_path": {**serial, "jobs": round(jobs, 3), **after},
+            "task_seconds": task, "workers": workers,
+            "busy": round(sum(task.values()) / max(jobs * workers, 1e-9), 3),  # of the workers, in the jobs' phase
+            "driver_commit": d["commit"]}  # overlaps the jobs but for the last one
+
+
+def time_lines(split: dict[str, Any] | None) -> list[str]:
+    """A time split as two lines of text (`bear` prints them after the table summary, the benchmark too)."""
+    if split is None:
+        return []
+    path, task = split["critical_path"], split["task_seconds"]
+    return [
+        "critical path (s): " + ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in path.items()),
+        f"job stages (task-s on {split['workers']} worker(s), {split['busy']:.0%} busy): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in task.items()) + f"; driver commits {split['driver_commit']:.1f} s",
+    ]
+
+
 def summary_table(report: dict[str, Any]) -> str:
     rows = [f"{'table':<16}{'rows':>14}{'partitions':>12}{'MiB':>10}{'B/row':>8}"]
     for name in TABLES:
@@ -100,7 +139,7 @@ def summary_table(report: dict[str, Any]) -> str:
     rows.append(f"elapsed {report.get('wall_seconds', 0):.1f}s, {rate or 0:,} rows/s; staging on disk "
                 f"{report['staging']['disk_bytes']} B, largest file held in memory "
                 f"{report['staging']['largest_in_memory_file_bytes'] / 2**20:.1f} MiB")
-    return "\n".join(rows)
+    return "\n".join(rows + time_lines(time_split(report)))
 
 
 def _nice_ticks(top: float, n: int = 4) -> list[float]:
@@ -179,6 +218,45 @@ def _bars(counts: dict[str, tuple[int, int]], width: int = 960) -> str:
     return "".join(parts)
 
 
+def _time_chart(split: dict[str, Any]) -> str:
+    """The critical path as one stacked bar with a legend below it (one slot per segment, however thin), then the
+    jobs' stages as bars of task-seconds."""
+    width, bar = 960, 28
+    path = split["critical_path"]
+    total = sum(path.values()) or 1
+    parts = [f'<svg viewBox="0 0 {width} {72 + 22 * len(split["task_seconds"])}" width="100%" role="img" '
+             f'aria-label="where the time went">']
+    x = 0.0
+    for i, (name, sec) in enumerate(path.items()):
+        w = width * sec / total
+        label = f"{name.replace('_', ' ')} {sec:.1f} s"
+        color, slot = COLORS[i % len(COLORS)], i * width / len(path)
+        parts.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{bar}" fill="{color}">'
+                     f'<title>{label}</title></rect>'
+                     f'<rect x="{slot:.1f}" y="{bar + 8}" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{slot + 14:.1f}" y="{bar + 17}" font-size="11">{html.escape(label)}</text>')
+        x += w
+    top = max(split["task_seconds"].values(), default=0) or 1
+    for i, (name, sec) in enumerate(split["task_seconds"].items()):
+        y = 72 + 22 * i
+        w = (width - 320) * sec / top
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{name}</text>'
+                     f'<rect x="120" y="{y + 3}" width="{w:.1f}" height="16" fill="#59a14f"/>'
+                     f'<text x="{125 + w:.1f}" y="{y + 14}" font-size="11">{sec:.1f} task-s</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _time_section(report: dict[str, Any]) -> str:
+    split = time_split(report)
+    if split is None:
+        return ""
+    return (f"<h2>Where the time went</h2><p>The critical path (wall seconds), then what the jobs spent their "
+            f"task-seconds on ({split['workers']} worker(s), busy {split['busy']:.0%} of the jobs' phase; the "
+            f"driver's commits, {split['driver_commit']:.1f} s, overlap it but for the last).</p>"
+            f"{_time_chart(split)}")
+
+
 def render_html(report: dict[str, Any]) -> str:
     mess = {f"{t}.{c} {k}": (n, report["tables"][t]["rows"]) for t, cols in report["mess_counts"].items()
             for c, kinds in cols.items() for k, n in kinds.items()}
@@ -197,9 +275,11 @@ td:first-child,th:first-child{{text-align:left}}
 .grid{{display:grid;grid-template-columns:1fr 1fr;gap:8px 24px}}</style></head><body>
 <h1>bear run report</h1>
 <p>lake {html.escape(str(report.get('lake')))} &middot; {report['range']['start']} .. {report['range']['end']}
-&middot; mess {report['mess_level']} &middot; {report['total_rows']:,} rows &middot; {report['total_bytes']:,} bytes
+&middot; mess {report['mess_level']} &middot; {report['total_rows']:,} rows ({report.get('total_values', 0):,}
+values) &middot; {report['total_bytes']:,} bytes
 &middot; {report.get('wall_seconds', 0)} s &middot; {report.get('rows_per_second') or 0:,} rows/s</p>
 <table><tr><th>table</th><th>rows</th><th>partitions</th><th>bytes</th></tr>{table_rows}</table>
+{_time_section(report)}
 <h2>Rows per day, by table</h2>
 <p>Faint: each day; bold: the mean of each week (seasonality and campaigns show there); shaded: the campaigns'
 days (hover for the name). Each chart has its own scale.</p>
