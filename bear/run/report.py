@@ -201,21 +201,29 @@ def _table_chart(name: str, daily: dict[str, int], color: str, campaigns: list[d
     return "".join(parts)
 
 
+BAR_H = 18
+
+
+def _bar_rows(rows: list[tuple[str, float, str]], label_width: int, width: int, top: int = 0,
+              color: str = "#4e79a7") -> list[str]:
+    """Horizontal bars from `top` down, one per (label, value, caption), scaled to the largest value."""
+    most = max((v for _, v, _ in rows), default=0) or 1
+    parts = []
+    for i, (label, value, caption) in enumerate(rows):
+        y, w = top + i * BAR_H, (width - label_width - 120) * value / most
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{html.escape(label)}</text>'
+                     f'<rect x="{label_width}" y="{y + 3}" width="{w:.1f}" height="{BAR_H - 6}" fill="{color}"/>'
+                     f'<text x="{label_width + 5 + w:.1f}" y="{y + 13}" font-size="11">{caption}</text>')
+    return parts
+
+
 def _bars(counts: dict[str, tuple[int, int]], width: int = 960) -> str:
     """One bar per column and kind: the share of the table's rows it touched, with the count."""
     if not counts:
         return "<p>no mess</p>"
-    top = max(n / max(rows, 1) for n, rows in counts.values()) or 1
-    h = 18
-    parts = [f'<svg viewBox="0 0 {width} {h * len(counts) + 10}" width="100%" role="img">']
-    for i, (name, (n, rows)) in enumerate(counts.items()):
-        share = n / max(rows, 1)
-        w = (width - 420) * share / top
-        parts.append(f'<text x="0" y="{i * h + 13}" font-size="12">{html.escape(name)}</text>'
-                     f'<rect x="300" y="{i * h + 3}" width="{w:.1f}" height="{h - 6}" fill="#4e79a7"/>'
-                     f'<text x="{305 + w:.1f}" y="{i * h + 13}" font-size="11">{share:.1%} ({n:,})</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    shares = [(name, n / max(rows, 1), f"{n / max(rows, 1):.1%} ({n:,})") for name, (n, rows) in counts.items()]
+    return "".join([f'<svg viewBox="0 0 {width} {BAR_H * len(counts) + 10}" width="100%" role="img">',
+                    *_bar_rows(shares, 300, width), "</svg>"])
 
 
 def _time_chart(split: dict[str, Any]) -> str:
@@ -224,7 +232,8 @@ def _time_chart(split: dict[str, Any]) -> str:
     width, bar = 960, 28
     path = split["critical_path"]
     total = sum(path.values()) or 1
-    parts = [f'<svg viewBox="0 0 {width} {72 + 22 * len(split["task_seconds"])}" width="100%" role="img" '
+    stages = [(name, sec, f"{sec:.1f} task-s") for name, sec in split["task_seconds"].items()]
+    parts = [f'<svg viewBox="0 0 {width} {72 + BAR_H * len(stages)}" width="100%" role="img" '
              f'aria-label="where the time went">']
     x = 0.0
     for i, (name, sec) in enumerate(path.items()):
@@ -236,15 +245,7 @@ def _time_chart(split: dict[str, Any]) -> str:
                      f'<rect x="{slot:.1f}" y="{bar + 8}" width="10" height="10" fill="{color}"/>'
                      f'<text x="{slot + 14:.1f}" y="{bar + 17}" font-size="11">{html.escape(label)}</text>')
         x += w
-    top = max(split["task_seconds"].values(), default=0) or 1
-    for i, (name, sec) in enumerate(split["task_seconds"].items()):
-        y = 72 + 22 * i
-        w = (width - 320) * sec / top
-        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{name}</text>'
-                     f'<rect x="120" y="{y + 3}" width="{w:.1f}" height="16" fill="#59a14f"/>'
-                     f'<text x="{125 + w:.1f}" y="{y + 14}" font-size="11">{sec:.1f} task-s</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    return "".join([*parts, *_bar_rows(stages, 120, width, top=64, color="#59a14f"), "</svg>"])
 
 
 def _time_section(report: dict[str, Any]) -> str:
