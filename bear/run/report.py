@@ -56,7 +56,7 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
         for p in (doc or {}).get("partitions", []):
             t = tables[p["table"]]
             t["rows"] += p["rows"]
-            t["values"] += p.get("values", 0)  # summaries of generator < 0.5 did not count them
+            t["values"] += p.get("values", 0)  # summaries an older bear wrote (an extended lake's first chunks) lack it
             t["bytes"] += p["bytes"]
             t["partitions"] += 1
             t["files"] += p["files"]
@@ -91,9 +91,6 @@ def build(sink: Sink, plan: dict[str, Any], run: dict[str, Any]) -> dict[str, An
     }
 
 
-STAGES = ("dimensions", "generate", "mess", "encode", "write", "sync")  # what a job's seconds are split into
-
-
 def time_split(report: dict[str, Any]) -> dict[str, Any] | None:
     """Where the wall time went, as a run's critical path: the driver's serial start (Ray's start with the setup
     beside it, the skeleton pass, the plan written), the jobs' phase (the workers busy for the stages' task-seconds,
@@ -107,7 +104,7 @@ def time_split(report: dict[str, Any]) -> dict[str, Any] | None:
               "plan_written": max(d["startup"] - d["ray_start"] - d["plan"], 0.0)}
     after = {"last_commit": d["after_last_job"], "ray_stop": d["ray_stop"]}
     jobs = max(wall - d["startup"] - sum(after.values()), 0.0)
-    task = {k: w[k] for k in STAGES if k in w}
+    task = dict(w)  # the jobs' stages (bear.run.jobs), in the order the first job reported them
     workers = max(report.get("worker_count") or 1, 1)
     return {"critical_path": {**serial, "jobs": round(jobs, 3), **after},
             "task_seconds": task, "workers": workers,
