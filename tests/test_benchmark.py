@@ -24,13 +24,22 @@ TPCH_COLUMNS = {"region": 3, "nation": 4, "supplier": 7, "customer": 8, "part": 
                 "lineitem": 16}
 
 
+def _without_peer() -> dict[str, str]:
+    """The environment with tpchgen-cli off PATH (the venv's python is run by its path, sys.executable)."""
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                           if d and not (Path(d) / "tpchgen-cli").exists())
+    return {**os.environ, "PATH": path}
+
+
 def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_path):
+    """Without tpchgen-cli the peer is skipped with one line, and bear's figures are all there."""
     out = tmp_path / "bench.json"
     lakes = tmp_path / "lakes"
     result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--repeat", "1", "--dir", str(lakes),
-                             "--out", str(out), "--versus", "sink.fsync=false", "--no-peer", "+preset=smoke"],
-                            capture_output=True, text=True, timeout=300)
+                             "--out", str(out), "--versus", "sink.fsync=false", "+preset=smoke"],
+                            capture_output=True, text=True, timeout=300, env=_without_peer())
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count(SKIPPED) == 1 and "bear / peer" not in result.stdout
     s = json.loads(out.read_text())
     p = prepare_plan(compose_cfg())
     expected = lake_rows(p.plan, p.cfg.generator.catalog_size)
@@ -54,7 +63,9 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
     assert versus["wall_seconds"] == versus["runs"][0]["wall_seconds"] == versus["median_wall_seconds"]
     assert "versus sink.fsync=false: fastest" in result.stdout and "run 1/1 sink.fsync=false:" in result.stdout
     assert list(lakes.iterdir()) == [], "temporary lakes are removed"
-    assert "peer" not in s and "peer" not in result.stdout, "--no-peer runs no peer"
+    assert s["peer"] == {"tool": "tpchgen-cli", "skipped": "not installed"}
+    assert "critical path (s): ray start" in result.stdout and "job stages (task-s on" in result.stdout
+    assert s["time_split"]["task_seconds"] == s["worker_task_seconds"]
 
 
 def test_benchmark_pairs_each_run_with_tpchgen_cli_and_reports_the_ratio_of_values_per_second(tmp_path):
@@ -94,21 +105,6 @@ def test_benchmark_pairs_each_run_with_tpchgen_cli_and_reports_the_ratio_of_valu
     assert any(line.startswith(f"bear / peer: {peer['median_ratio']:#.3g}× values per second") for line in out_lines)
     assert SKIPPED not in result.stdout
     assert list(lakes.iterdir()) == [], "bear's lakes and the peer's output are removed"
-
-
-def test_benchmark_without_tpchgen_cli_says_the_comparison_is_skipped_and_reports_bear(tmp_path):
-    out = tmp_path / "bench.json"
-    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
-                           if d and not (Path(d) / "tpchgen-cli").exists())
-    # the venv's python by its path: its bin, where pip put tpchgen-cli, is off PATH
-    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--dir", str(tmp_path / "lakes"),
-                             "--out", str(out), "+preset=smoke"], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PATH": path})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count(SKIPPED) == 1 and "bear / peer" not in result.stdout
-    s = json.loads(out.read_text())
-    assert s["peer"] == {"tool": "tpchgen-cli", "skipped": "not installed"}
-    assert s["total_rows"] > 0 and s["values_per_second"] > 0 and "values/s end to end" in result.stdout
 
 
 def test_generator_benchmark_prints_rows_per_second_per_table():
