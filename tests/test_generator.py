@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bear.core.schemas import FORMAT_COLUMNS, PLAN_FAMILY
+from bear.core.text import hexadecimal
 from bear.run.generate import generate
 from bear.run.prepare import prepare_plan, set_up, shard_bounds, shard_count
 from bear.verify.checks import check_tables, id_numbers
@@ -264,6 +265,14 @@ def test_default_volume_matches_the_reference_backlog():
     for family, per_day in reference.items():
         assert totals[family] / days == pytest.approx(per_day, rel=0.2), family
     assert 42e6 < sum(totals.values()) < 64e6
+
+
+def test_hexadecimal_ids_spell_every_int64_as_python_does():
+    """event_id and referral codes: `prefix` + 16 lower-case hex digits of the int64's two's complement."""
+    edge = [0, 1, 255, 256, 65535, 65536, 2**52 + 7, 2**62, 2**63 - 1, -1, -(2**63), -65536]
+    values = np.array(edge + np.random.default_rng(7).integers(-(2**63), 2**63 - 1, 1000).tolist(), dtype=np.int64)
+    got = hexadecimal("evt_", values).to_pylist()
+    assert got == [f"evt_{int(v) & (2**64 - 1):016x}" for v in values]
 
 
 def test_ids_are_formatted_and_rise_with_time():
