@@ -119,8 +119,9 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
     driver = report["driver_seconds"]
     worker = report["worker_seconds"]
     driver_work = driver["setup"] + driver["commit"]  # commit_sync is part of commit; the plan runs on workers
-    # what the run waited for the driver: setup beyond Ray's start, writing the plan, and the last commit
-    driver_critical = max(driver["startup"] - driver["ray_start"] - driver["plan"], 0.0) + driver["after_last_job"]
+    split = time_split(report)
+    # what the run waited for the driver's own work: writing the plan and the last commit (the report's critical path)
+    driver_critical = split["critical_path"]["plan_written"] + split["critical_path"]["last_commit"]
     total_rows = report["total_rows"]
     serial = {"startup": driver["startup"]}  # Ray's start, then setup and the skeleton pass (on the workers)
     parallel = max(wall - driver["startup"], 0.0)
@@ -146,7 +147,7 @@ def summarise(report: dict, cfg: BearConfig, overrides: list[str], wall_s: float
         "tables": tables,
         # driver phases are wall time on the driver; worker phases are summed over all tasks (task-seconds)
         "wall_split_seconds": wall_split,
-        "time_split": time_split(report),  # the run report's critical path and job stages
+        "time_split": split,  # the run report's critical path and job stages
         "driver_seconds": driver,
         "driver_share_of_wall": round(driver_work / max(wall, 1e-9), 4),
         "driver_critical_seconds": round(driver_critical, 3),
