@@ -103,7 +103,11 @@ class Emulator:
 
 @dataclass
 class Faults:
-    """What the proxy does to each request: shares are probabilities, drawn from a seeded stream."""
+    """What the proxy does to each request: shares are probabilities, drawn per object from a seeded stream.
+
+    Each object (name or URL path) has its own stream, keyed by (seed, object, how many requests it had), so
+    which of an object's requests gets which fault does not depend on how threads interleave.
+    """
 
     error: float = 0.0  # answer `status` (a JSON error, as GCS does) without forwarding
     status: int = 503
@@ -138,7 +142,7 @@ class FaultProxy:
         self.target = target.removeprefix("http://")
         self.faults = faults or Faults()
         self.counts = Counts()
-        self._rng = random.Random(self.faults.seed)
+        self._per_target: dict[str, int] = {}
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fault-proxy")
@@ -177,7 +181,7 @@ class FaultProxy:
         with self._lock:
             self.faults = faults
             self.counts = Counts()
-            self._rng = random.Random(faults.seed)
+            self._per_target = {}
             self._release.clear()
 
     def release(self) -> None:
@@ -192,7 +196,8 @@ class FaultProxy:
             c.uploads += is_upload
             if quiet or (f.only is not None and not re.search(f.only, target)):
                 return None
-            u = self._rng.random()
+            n = self._per_target[target] = self._per_target.get(target, 0) + 1
+            u = random.Random(f"{f.seed}:{target}:{n}").random()
             for kind, share in (("error", f.error), ("drop_before", f.drop_before), ("drop_after", f.drop_after),
                                 ("stall", f.stall), ("corrupt_upload", f.corrupt_upload if is_upload else 0.0),
                                 ("hold", f.hold_upload if is_upload else 0.0)):

@@ -371,8 +371,10 @@ def test_commit_state_and_lease_writes_ride_out_503_storms_and_dropped_connectio
                                                                                 ray_local):
     emulator.create_bucket("storm")
     # only the run's own bookkeeping misbehaves: markers, checkpoint, plan, summaries, report and the lease,
-    # renewed every half second here; a dropped answer to a conditional write must not look like a lost race
-    proxy.set(Faults(error=0.2, drop_before=0.05, drop_after=0.1, only=f"{SUCCESS}|/{STATE_DIR}/"))
+    # renewed every half second here; a dropped answer to a conditional write must not look like a lost race.
+    # Seed 102 gives the checkpoint's first two writes a 503 and the lease's first write a dropped answer
+    # (each object draws from its own stream, so this holds whatever the threads' timing)
+    proxy.set(Faults(error=0.2, drop_before=0.05, drop_after=0.1, only=f"{SUCCESS}|/{STATE_DIR}/", seed=102))
     backfill(gcs_cfg("storm", "sink.max_attempts=15", "run.lease_s=3", *FAST_RETRIES, endpoint=proxy.url))
     hit = proxy.counts.faulted
     assert {kind for kind, _ in hit} == {"error", "drop_before", "drop_after"}
