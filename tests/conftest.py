@@ -37,6 +37,18 @@ def start_bear(*args: str, cwd: Path, env: dict | None = None, **popen) -> subpr
                             text=True, start_new_session=True, **popen)
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains `text` (a private temp dir names a Ray's processes)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 SHORT_LEASE = "run.lease_s=1"  # for runs a test kills: the next run may take their lake over a second later
 
 

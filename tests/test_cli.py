@@ -7,13 +7,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from conftest import BEAR, SHORT_LEASE, TESTS, await_lease_expiry, compose_cfg, run_bear
+from conftest import BEAR, SHORT_LEASE, TESTS, await_lease_expiry, compose_cfg, processes_mentioning, run_bear
 
 from bear.config.load import conf_dir, load_config
 from bear.lake.sink import open_sink
@@ -100,9 +102,13 @@ def test_ctrl_c_is_one_line_exit_130_and_ray_stops(tmp_path):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     lake = tmp_path / "lake"
+    # Ray's files in a private dir that names this run's Ray processes (another test's Ray may run meanwhile);
+    # short: Ray's socket paths must fit 107 bytes.
+    ray_dir = Path(tempfile.mkdtemp(prefix="bear-cc-", dir="/tmp"))
     proc = subprocess.Popen([BEAR, "run.end=2022-12-31", f"sink.root={lake}", "logging.progress=log"], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": TESTS}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=default_sigint, start_new_session=True)
+                            env={**os.environ, "PYTHONPATH": TESTS, "RAY_TMPDIR": str(ray_dir)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
+                            start_new_session=True)
     deadline = time.monotonic() + 120
     while not (lake / "_bear" / "plan.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -116,9 +122,12 @@ def test_ctrl_c_is_one_line_exit_130_and_ray_stops(tmp_path):
         else {"committed_chunks": 0}
     assert lines[0] == (f"bear: interrupted: {ck['committed_chunks']} of 37 chunks committed; rerun the same command "
                         f"to resume")
-    time.sleep(3)
-    left = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True).stdout
-    assert not left.strip(), f"Ray processes outlived the run: {left}"
+    assert list((ray_dir / "ray").glob("session_2*")), "the run never started its Ray"
+    deadline = time.monotonic() + 5
+    while (left := processes_mentioning(str(ray_dir))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    shutil.rmtree(ray_dir, ignore_errors=True)
+    assert not left, f"Ray processes outlived the run: {left}"
 
 
 def test_a_closed_pipe_is_quiet(tmp_path):

@@ -23,7 +23,7 @@ import pytest
 import ray
 import ray.autoscaler
 import yaml
-from conftest import GOLDEN, lake_digest
+from conftest import GOLDEN, lake_digest, processes_mentioning
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,18 +98,6 @@ def _alive_nodes(dashboard: str) -> set[str]:
     except OSError:
         return set()
     return {n["node_id"] for n in nodes if n["state"] == "ALIVE"}
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Live processes whose command line contains `text` (a private temp dir names a Ray's processes)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import read_table, run_bear
-from test_cluster import processes_mentioning
+from conftest import processes_mentioning, read_table, run_bear
 
 from bear.core.schemas import DELIVERED
 

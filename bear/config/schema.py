@@ -7,6 +7,7 @@ override can change any of them; `bear.config.validate` rejects bad values and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -352,5 +353,8 @@ class BearConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
 
+@functools.cache
 def register() -> None:
+    """The schema in Hydra's config store, once per process: storing it converts every default (~0.5 s), and the
+    store is a process-wide singleton that keeps it."""
     ConfigStore.instance().store(name="bear_schema", node=BearConfig)
