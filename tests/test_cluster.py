@@ -86,6 +86,7 @@ def _free_port() -> int:
 
 @dataclass
 class Cluster:
+    address: str  # the head's GCS, as RAY_ADDRESS holds it inside `ray job submit`
     dashboard: str
     node_ids: set[str]
     env: dict[str, str]
@@ -137,7 +138,7 @@ def two_node_ray() -> Iterator[Cluster]:
               f"--ray-client-server-port={_free_port()}")
         wait_for(1)
         start("node2", f"--address=127.0.0.1:{gcs}")
-        yield Cluster(dashboard, wait_for(2), env)
+        yield Cluster(f"127.0.0.1:{gcs}", dashboard, wait_for(2), env)
     finally:
         for node in reversed(nodes):
             node.terminate()
@@ -183,3 +184,23 @@ def test_job_submitted_with_the_repo_as_working_dir_plans_and_runs_chunks_on_bot
                            capture_output=True, text=True, timeout=120)
     assert audit.returncode == 0 and re.search(r"^OK: all \d+ checks passed$", audit.stdout, re.M), \
         audit.stdout[-4000:] + audit.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_ray_local_starts_a_ray_of_its_own_where_a_cluster_is_running(two_node_ray, tmp_path):
+    """ray=local (the default) starts its own Ray even where RAY_ADDRESS names a running cluster: it would
+    otherwise join that cluster's nodes, and ray.num_cpus would fail there with a traceback."""
+    ray_dir = Path(tempfile.mkdtemp(prefix="bear-rl-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    lake = tmp_path / "lake"
+    try:
+        result = subprocess.run(
+            [str(VENV_BIN / "bear"), "+preset=smoke", "run.end=2020-01-10", "ray.num_cpus=1", f"sink.root={lake}"],
+            env={**two_node_ray.env, "RAY_ADDRESS": two_node_ray.address, "RAY_TMPDIR": str(ray_dir)},
+            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        sessions = list((ray_dir / "ray").glob("session_2*"))
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(sessions) == 1, "the run started one Ray of its own"
+    report = json.loads((lake / "_bear" / "report.json").read_text())
+    assert len(report["jobs_per_node"]) == 1 and not set(report["jobs_per_node"]) & two_node_ray.node_ids

@@ -198,8 +198,11 @@ def start_ray(cfg: RayConfig) -> bool:
                 f"is kept"
             ) from None
     else:
+        # "local": a Ray of this run's own. Without it ray.init joins the cluster RAY_ADDRESS names (set inside
+        # `ray job submit`) or the last `ray start` on this machine: its workers may lack bear, and
+        # ray.num_cpus would fail there ("num_cpus must not be provided").
         store = cfg.object_store_mb * 2**20 if cfg.object_store_mb else None
-        ray.init(num_cpus=cfg.num_cpus, object_store_memory=store, include_dashboard=False,
+        ray.init(address="local", num_cpus=cfg.num_cpus, object_store_memory=store, include_dashboard=False,
                  logging_level=logging.WARNING, log_to_driver=False)
     return True
 
