@@ -355,6 +355,6 @@ class BearConfig:
 
 @functools.cache
 def register() -> None:
-    """The schema in Hydra's config store, once per process: storing it converts every default (~0.5 s), and the
+    """The schema in Hydra's config store, once per process: storing it converts every default (~0.15 s), and the
     store is a process-wide singleton that keeps it."""
     ConfigStore.instance().store(name="bear_schema", node=BearConfig)
