@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,6 +107,20 @@ def test_benchmark_pairs_each_run_with_tpchgen_cli_and_reports_the_ratio_of_valu
     assert SKIPPED not in result.stdout
     assert list(lakes.iterdir()) == [], "bear's lakes and the peer's output are removed"
 
+
+
+def test_no_peer_runs_bear_alone_though_tpchgen_cli_is_installed(tmp_path):
+    out = tmp_path / "bench.json"
+    lakes = tmp_path / "lakes"
+    assert shutil.which("tpchgen-cli"), "the test extra installs the peer"
+    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--no-peer", "--dir", str(lakes),
+                             "--out", str(out), "+preset=smoke", "run.end=2020-01-10"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    s = json.loads(out.read_text())
+    assert "peer" not in s and len(s["runs"]) == 1 and s["values_per_second"] > 0
+    assert "tpchgen" not in result.stdout, result.stdout[-3000:]  # in every peer line, the skipped one too
+    assert list(lakes.iterdir()) == []
 
 def test_generator_benchmark_prints_rows_per_second_per_table():
     result = subprocess.run([sys.executable, str(SCRIPTS / "bench_generator.py"), "--repeat", "1", "+preset=smoke"],
