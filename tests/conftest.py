@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +36,12 @@ def start_bear(*args: str, cwd: Path, env: dict | None = None, **popen) -> subpr
     """`bear args` started in its own session (so a test can signal or kill it and its children)."""
     return subprocess.Popen([BEAR, *args], cwd=cwd, env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, **popen)
+
+
+def short_tmpdir(tag: str) -> Path:
+    """A private directory under /tmp for a Ray's files (RAY_TMPDIR, --temp-dir): short, because Ray's socket paths
+    must fit 107 bytes, and private, so its path names that Ray's processes (`processes_mentioning`)."""
+    return Path(tempfile.mkdtemp(prefix=f"bear-{tag}-", dir="/tmp"))
 
 
 def processes_mentioning(text: str) -> list[int]:

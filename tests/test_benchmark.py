@@ -32,14 +32,20 @@ def _without_peer() -> dict[str, str]:
     return {**os.environ, "PATH": path}
 
 
+def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """scripts/<name> with these arguments, run to a clean exit by this venv's Python, output captured."""
+    result = subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=300,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_path):
     """Without tpchgen-cli the peer is skipped with one line, and bear's figures are all there."""
     out = tmp_path / "bench.json"
     lakes = tmp_path / "lakes"
-    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--repeat", "1", "--dir", str(lakes),
-                             "--out", str(out), "--versus", "sink.fsync=false", "+preset=smoke"],
-                            capture_output=True, text=True, timeout=300, env=_without_peer())
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script("benchmark.py", "--repeat", "1", "--dir", str(lakes), "--out", str(out),
+                        "--versus", "sink.fsync=false", "+preset=smoke", env=_without_peer())
     assert result.stdout.count(SKIPPED) == 1 and "bear / peer" not in result.stdout
     s = json.loads(out.read_text())
     p = prepare_plan(compose_cfg())
@@ -72,10 +78,8 @@ def test_benchmark_reports_every_figure_for_each_run_and_removes_its_lakes(tmp_p
 def test_benchmark_pairs_each_run_with_tpchgen_cli_and_reports_the_ratio_of_values_per_second(tmp_path):
     out = tmp_path / "bench.json"
     lakes = tmp_path / "lakes"
-    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--repeat", "2", "--dir", str(lakes),
-                             "--out", str(out), "--peer-scale", "0.01", "+preset=smoke"], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script("benchmark.py", "--repeat", "2", "--dir", str(lakes), "--out", str(out),
+                        "--peer-scale", "0.01", "+preset=smoke")
     s = json.loads(out.read_text())
     walls = [r["wall_seconds"] for r in s["runs"]]
     assert s["repeats"]["wall_seconds"] == {"median": statistics.median(walls), "min": min(walls), "max": max(walls)}
@@ -108,24 +112,20 @@ def test_benchmark_pairs_each_run_with_tpchgen_cli_and_reports_the_ratio_of_valu
     assert list(lakes.iterdir()) == [], "bear's lakes and the peer's output are removed"
 
 
-
 def test_no_peer_runs_bear_alone_though_tpchgen_cli_is_installed(tmp_path):
     out = tmp_path / "bench.json"
     lakes = tmp_path / "lakes"
     assert shutil.which("tpchgen-cli"), "the test extra installs the peer"
-    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--no-peer", "--dir", str(lakes),
-                             "--out", str(out), "+preset=smoke", "run.end=2020-01-10"], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script("benchmark.py", "--no-peer", "--dir", str(lakes), "--out", str(out), "+preset=smoke",
+                        "run.end=2020-01-10")
     s = json.loads(out.read_text())
     assert "peer" not in s and len(s["runs"]) == 1 and s["values_per_second"] > 0
     assert "tpchgen" not in result.stdout, result.stdout[-3000:]  # in every peer line, the skipped one too
     assert list(lakes.iterdir()) == []
 
+
 def test_generator_benchmark_prints_rows_per_second_per_table():
-    result = subprocess.run([sys.executable, str(SCRIPTS / "bench_generator.py"), "--repeat", "1", "+preset=smoke"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script("bench_generator.py", "--repeat", "1", "+preset=smoke")
     for table in ("shopping_carts", "cart_items", "orders", "order_items", "returns", "return_items"):
         assert table in result.stdout
     assert "rows/s" in result.stdout
@@ -133,10 +133,8 @@ def test_generator_benchmark_prints_rows_per_second_per_table():
 
 def test_plan_only_times_the_skeleton_pass_on_ray_and_writes_no_lake(tmp_path):
     out = tmp_path / "plan.json"
-    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--plan-only", "--out", str(out),
-                             "+preset=smoke", "ray.plan_shards=2", f"sink.root={tmp_path / 'lake'}"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script("benchmark.py", "--plan-only", "--out", str(out), "+preset=smoke", "ray.plan_shards=2",
+                        f"sink.root={tmp_path / 'lake'}")
     s = json.loads(out.read_text())
     p = prepare_plan(compose_cfg())
     assert s["total_rows"] == lake_rows(p.plan, p.cfg.generator.catalog_size)

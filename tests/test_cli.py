@@ -10,12 +10,20 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from conftest import BEAR, SHORT_LEASE, TESTS, await_lease_expiry, compose_cfg, processes_mentioning, run_bear
+from conftest import (
+    BEAR,
+    SHORT_LEASE,
+    TESTS,
+    await_lease_expiry,
+    compose_cfg,
+    processes_mentioning,
+    run_bear,
+    short_tmpdir,
+)
 
 from bear.config.load import conf_dir, load_config
 from bear.lake.sink import open_sink
@@ -102,9 +110,7 @@ def test_ctrl_c_is_one_line_exit_130_and_ray_stops(tmp_path):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     lake = tmp_path / "lake"
-    # Ray's files in a private dir that names this run's Ray processes (another test's Ray may run meanwhile);
-    # short: Ray's socket paths must fit 107 bytes.
-    ray_dir = Path(tempfile.mkdtemp(prefix="bear-cc-", dir="/tmp"))
+    ray_dir = short_tmpdir("cc")  # names this run's Ray processes (another test's Ray may run meanwhile)
     proc = subprocess.Popen([BEAR, "run.end=2022-12-31", f"sink.root={lake}", "logging.progress=log"], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": TESTS, "RAY_TMPDIR": str(ray_dir)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,

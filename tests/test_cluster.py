@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 import ray
 import ray.autoscaler
 import yaml
-from conftest import GOLDEN, lake_digest, processes_mentioning
+from conftest import GOLDEN, lake_digest, processes_mentioning, short_tmpdir
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +107,7 @@ def two_node_ray() -> Iterator[Cluster]:
     Each node is a `ray start --block` process; stopping it (SIGTERM, no drain) takes down exactly the
     processes it started. `ray stop` is not used: it would stop every Ray on the machine.
     """
-    base = Path(tempfile.mkdtemp(prefix="bear-rc-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    base = short_tmpdir("rc")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env |= {"RAY_AUTH_MODE": "disabled", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
             "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"}
@@ -190,7 +189,7 @@ def test_job_submitted_with_the_repo_as_working_dir_plans_and_runs_chunks_on_bot
 def test_ray_local_starts_a_ray_of_its_own_where_a_cluster_is_running(two_node_ray, tmp_path):
     """ray=local (the default) starts its own Ray even where RAY_ADDRESS names a running cluster: it would
     otherwise join that cluster's nodes, and ray.num_cpus would fail there with a traceback."""
-    ray_dir = Path(tempfile.mkdtemp(prefix="bear-rl-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    ray_dir = short_tmpdir("rl")
     lake = tmp_path / "lake"
     try:
         result = subprocess.run(

@@ -7,11 +7,10 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import processes_mentioning, read_table, run_bear
+from conftest import processes_mentioning, read_table, run_bear, short_tmpdir
 
 from bear.core.schemas import DELIVERED
 
@@ -28,7 +27,7 @@ SWEEP = (f"mess={','.join(MESS)}", f"run.seed={','.join(map(str, SEEDS))}", *FIX
 def sweep(tmp_path_factory):
     """`bear --multirun mess=light_mess,heavy_mess run.seed=1,2` with Ray's files in a private temp dir."""
     cwd = tmp_path_factory.mktemp("sweep")
-    ray_tmp = Path(tempfile.mkdtemp(prefix="bear-sw-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    ray_tmp = short_tmpdir("sw")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": str(ray_tmp)}
     try:
         result = run_bear("--multirun", *SWEEP, cwd=cwd, env=env)

@@ -353,6 +353,7 @@ class BearConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
 
+
 @functools.cache
 def register() -> None:
     """The schema in Hydra's config store, once per process: storing it converts every default (~0.15 s), and the
