@@ -356,6 +356,5 @@ class BearConfig:
 
 @functools.cache
 def register() -> None:
-    """The schema in Hydra's config store, once per process: storing it converts every default (~0.15 s), and the
-    store is a process-wide singleton that keeps it."""
+    """The schema in Hydra's process-wide config store, once: storing it converts every default (~0.15 s)."""
     ConfigStore.instance().store(name="bear_schema", node=BearConfig)
